@@ -1,0 +1,115 @@
+//! `cargo xtask <command>`: see `cargo xtask help`.
+
+use std::process::ExitCode;
+
+use xtask::prereq::{self, Policy};
+
+const HELP: &str = "\
+cargo xtask <command>
+
+  test            install missing prerequisites where possible, then run every check
+                  (the README's test command; what .ci/run runs)
+  ci              run every check without installing anything: format, clippy, the tests
+                  under nextest, the no_std build of the protocol crates for thumbv7m-none-eabi,
+                  the fuzz targets' build
+  hil [--rig F]   the main job. Until rig/ and the conformance suites exist (issue 6) it runs
+                  the workspace tests with a JUnit report in target/nextest/hil/junit.xml
+  setup           only install or report missing prerequisites
+  fuzz TARGET [--seconds N]
+                  run one fuzz target for N seconds (default 60); `fuzz list` lists them
+  help            this text
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => prereq::ensure(Policy::InstallWhenPossible)
+            .and_then(|()| xtask::run_steps(&xtask::check_steps("ci"))),
+        Some("ci") => prereq::ensure(Policy::CheckOnly)
+            .and_then(|()| xtask::run_steps(&xtask::check_steps("ci"))),
+        Some("hil") => hil(&args[1..]),
+        Some("setup") => prereq::ensure(Policy::InstallWhenPossible),
+        Some("fuzz") => fuzz(&args[1..]),
+        Some("help" | "--help" | "-h") | None => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command `{other}`\n\n{HELP}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hil(args: &[String]) -> Result<(), String> {
+    if let Some(pos) = args.iter().position(|a| a == "--rig") {
+        let rig = args.get(pos + 1).map(String::as_str).unwrap_or("");
+        if rig != "rig/virtual.toml" {
+            return Err(format!(
+                "--rig {rig}: rig files and real rigs are not supported yet (issue 6); \
+                 run without --rig for the virtual run"
+            ));
+        }
+    }
+    prereq::ensure(Policy::InstallWhenPossible)?;
+    eprintln!(
+        "xtask: hil: the conformance suites and rig/ are not written yet (issue 6); \
+         running the workspace tests on the host, with a JUnit report"
+    );
+    let argv = [
+        "nextest",
+        "run",
+        "--workspace",
+        "--locked",
+        "--profile",
+        "hil",
+    ];
+    let steps = [xtask::Step {
+        name: "tests (hil profile)",
+        dir: ".",
+        argv: std::iter::once(prereq::cargo())
+            .chain(argv.map(String::from))
+            .collect(),
+    }];
+    xtask::run_steps(&steps)?;
+    eprintln!("xtask: JUnit report: target/nextest/hil/junit.xml");
+    Ok(())
+}
+
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let cargo = prereq::cargo();
+    let Some(target) = args.first() else {
+        return Err("usage: cargo xtask fuzz TARGET [--seconds N] (or `fuzz list`)".to_owned());
+    };
+    let argv: Vec<String> = if target == "list" {
+        vec![cargo, "fuzz".into(), "list".into()]
+    } else {
+        let seconds = match args.iter().position(|a| a == "--seconds") {
+            Some(i) => args
+                .get(i + 1)
+                .and_then(|s| s.parse::<u32>().ok())
+                .ok_or("--seconds takes a whole number")?,
+            None => 60,
+        };
+        vec![
+            cargo,
+            "fuzz".into(),
+            "run".into(),
+            "-s".into(),
+            "none".into(),
+            target.clone(),
+            "--".into(),
+            format!("-max_total_time={seconds}"),
+        ]
+    };
+    prereq::ensure(Policy::InstallWhenPossible)?;
+    xtask::run_steps(&[xtask::Step {
+        name: "fuzz",
+        dir: "fuzz",
+        argv,
+    }])
+}
