@@ -18,6 +18,8 @@ pub enum Check {
     RustTarget(&'static str),
     /// A cargo subcommand that answers `cargo <name> --version`.
     CargoSubcommand(&'static str),
+    /// A file that a package installs (a daemon in /usr/sbin, a driver).
+    File(&'static str),
 }
 
 /// How to install a missing prerequisite.
@@ -76,6 +78,30 @@ pub const PREREQUISITES: &[Prerequisite] = &[
         install: Install::Apt("libudev-dev"),
     },
     Prerequisite {
+        name: "pcscd",
+        needed_by: "the PC/SC tests (a private pcscd per test, tessera-testkit)",
+        check: Check::File("/usr/sbin/pcscd"),
+        install: Install::Apt("pcscd"),
+    },
+    Prerequisite {
+        name: "vsmartcard's vpcd reader driver",
+        needed_by: "serving virtual cards to pcscd (`tessera virtual serve`, PC/SC tests)",
+        check: Check::File("/usr/lib/pcsc/drivers/serial/libifdvpcd.so"),
+        install: Install::Apt("vsmartcard-vpcd"),
+    },
+    Prerequisite {
+        name: "iproute2",
+        needed_by: "the PC/SC tests' private network namespace (`ip link set lo up`)",
+        check: Check::Program("ip"),
+        install: Install::Apt("iproute2"),
+    },
+    Prerequisite {
+        name: "OpenSC tools",
+        needed_by: "the virtual card's integration tests (sc-hsm-tool, pkcs11-tool)",
+        check: Check::File("/usr/bin/sc-hsm-tool"),
+        install: Install::Apt("opensc"),
+    },
+    Prerequisite {
         name: "Rust target thumbv7m-none-eabi",
         needed_by: "the firmware and the no_std build check of the protocol crates",
         check: Check::RustTarget("thumbv7m-none-eabi"),
@@ -132,6 +158,7 @@ pub fn is_present(check: Check) -> bool {
             })
             .unwrap_or(false),
         Check::CargoSubcommand(sub) => quiet(Command::new(cargo()).args([sub, "--version"])),
+        Check::File(path) => std::path::Path::new(path).exists(),
     }
 }
 

@@ -1,0 +1,21 @@
+//! A virtual SmartCard-HSM (CardContact's applet as found in the Nitrokey HSM 2), faithful to
+//! `../shared/docs/sc-hsm-protocol.md` as far as the facts go.
+//!
+//! Work in progress (issue 3). Modules:
+//! - [`applet`]: the SmartCard-HSM applet, command APDU in, response APDU out; its choices
+//!   where the facts are unknown, and every deliberate difference, are in `FIDELITY.md`.
+//! - [`crypto`]: the card's cryptography (key generation, signing, deciphering, ECDH, DKEK
+//!   wrapping) on RustCrypto.
+//! - [`cvc`]: CV certificates and requests, key-generation requests and the device identity.
+//! - [`memory`]: the card file (atomic whole-image commits) and power-cut fault injection.
+//! - [`state`]: what the card keeps across power cycles.
+//! - [`vpcd`]: a client of vsmartcard's vpcd reader driver, so pcscd sees a virtual card.
+//!
+//! What it does not know: USB, CCID, PC/SC client APIs, the host driver.
+
+pub mod applet;
+pub mod crypto;
+pub mod cvc;
+pub mod memory;
+pub mod state;
+pub mod vpcd;
