@@ -711,7 +711,7 @@ impl<S: Storage> Applet<S> {
         Reply::ok(out)
     }
 
-    fn read_binary(&self, r: &Request<'_>) -> Reply {
+    fn read_binary(&mut self, r: &Request<'_>) -> Reply {
         let (fid, offset) = if r.ins == 0xB0 {
             // Even INS: the current EF, offset in P1 P2 (ISO 7816-4 §11.3.3).
             let Some(fid) = self.current_ef else {
@@ -735,6 +735,10 @@ impl<S: Storage> Applet<S> {
         if fid >> 8 == 0xCC {
             // Key objects are never readable (§3.2).
             return Reply::sw(sw::SECURITY_STATUS);
+        }
+        if self.file_size(fid).is_some() {
+            // A file named in P1 P2 becomes the current EF (ISO 7816-4 §7.2.2).
+            self.current_ef = Some(fid);
         }
         if fid >> 8 == 0xCD && !self.user_authenticated {
             return Reply::sw(sw::SECURITY_STATUS);
@@ -795,6 +799,9 @@ impl<S: Storage> Applet<S> {
             dst.copy_from_slice(content);
         }
         self.commit(next)?;
+        // The file written (or created) becomes the current EF (ISO 7816-4 §7.2.2): OpenSC
+        // creates a file with its FID, then writes it with P1 P2 = 0000.
+        self.current_ef = Some(fid);
         Ok(Reply::sw(sw::OK))
     }
 
@@ -840,10 +847,19 @@ impl<S: Storage> Applet<S> {
             // "no new keys can be generated" until all DKEK shares are imported (§2.5).
             return Ok(Reply::sw(sw::CONDITIONS_NOT_SATISFIED));
         }
-        let request = match cvc::KeyGenerationTemplate::parse(r.data) {
+        let mut request = match cvc::KeyGenerationTemplate::parse(r.data) {
             Ok(t) => t,
             Err(_) => return Ok(Reply::sw(sw::WRONG_DATA)),
         };
+        if request.outer_car.is_none() {
+            // The answer is always a request authenticated by the device key, with the device
+            // CHR as outer CAR unless tag 45 names one (GUESS, FIDELITY.md): OpenSC exposes the
+            // public key of a generated key only when EF CExx holds such a `67` request.
+            match cvc::Certificate::parse_prefix(&self.state.device_certificates) {
+                Ok((device, _)) => request.outer_car = Some(device.chr().to_vec()),
+                Err(_) => return Ok(Reply::sw(sw::MEMORY_FAILURE)),
+            }
+        }
         let spec: KeySpec = request.spec;
         let key = match PrivateKey::generate(spec, &mut self.rng) {
             Ok(k) => k,

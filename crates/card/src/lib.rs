@@ -9,6 +9,8 @@
 //! - [`cvc`]: CV certificates and requests, key-generation requests and the device identity.
 //! - [`memory`]: the card file (atomic whole-image commits) and power-cut fault injection.
 //! - [`state`]: what the card keeps across power cycles.
+//! - [`virtual_card`]: the card on its contacts (power, ATR profile v3 or v4, the applet), as
+//!   vpcd serves it.
 //! - [`vpcd`]: a client of vsmartcard's vpcd reader driver, so pcscd sees a virtual card.
 //!
 //! What it does not know: USB, CCID, PC/SC client APIs, the host driver.
@@ -18,4 +20,5 @@ pub mod crypto;
 pub mod cvc;
 pub mod memory;
 pub mod state;
+pub mod virtual_card;
 pub mod vpcd;

@@ -7,7 +7,7 @@ mod support;
 use support::*;
 use tessera_apdu::{Tag, Tlvs};
 use tessera_card::crypto::{self, PublicKey, SignAlgorithm};
-use tessera_card::cvc::Certificate;
+use tessera_card::cvc::{AuthenticatedRequest, Certificate};
 
 #[test]
 fn the_applet_must_be_selected_first() {
@@ -459,8 +459,13 @@ fn read_device_certificates<S: tessera_card::memory::Storage>(
 }
 
 /// The public key inside a GENERATE ASYMMETRIC KEY PAIR answer (a CV request).
+///
+/// The card always authenticates the request with its device key (`67 { 7F21 .., 42 device
+/// CHR, 5F37 }`, FIDELITY.md); both signatures are checked here.
 fn public_key_of(request: &[u8]) -> PublicKey {
-    let certificate = Certificate::parse(request).unwrap();
+    let authenticated = AuthenticatedRequest::parse(request).unwrap();
+    let certificate = authenticated.request();
     certificate.verify_self_signed().unwrap();
+    assert!(authenticated.outer_car().starts_with(b"ZZTS"), "outer CAR is the device CHR");
     certificate.public_key().key.clone()
 }
