@@ -21,7 +21,9 @@ use crate::memory::{MemoryError, Storage};
 use crate::state::{CardState, DkekState, KeyObject, PinState};
 
 /// The SmartCard-HSM application identifier (§1.1).
-pub const AID: [u8; 11] = [0xE8, 0x2B, 0x06, 0x01, 0x04, 0x01, 0x81, 0xC3, 0x1F, 0x02, 0x01];
+pub const AID: [u8; 11] = [
+    0xE8, 0x2B, 0x06, 0x01, 0x04, 0x01, 0x81, 0xC3, 0x1F, 0x02, 0x01,
+];
 
 /// The SO-PIN's retry counter: fixed at 15 (§4.1).
 pub const SO_PIN_TRIES: u8 = 15;
@@ -111,7 +113,10 @@ struct Reply {
 
 impl Reply {
     fn sw(sw: u16) -> Self {
-        Self { data: Vec::new(), sw }
+        Self {
+            data: Vec::new(),
+            sw,
+        }
     }
     fn ok(data: Vec<u8>) -> Self {
         Self { data, sw: sw::OK }
@@ -188,6 +193,14 @@ impl<S: Storage> Applet<S> {
         &self.state
     }
 
+    /// The serial number: the device certificate's CHR without its 5-character sequence
+    /// number (sc-hsm-protocol.md §1.4).
+    pub fn serial(&self) -> Option<String> {
+        let (device, _) = cvc::Certificate::parse_prefix(&self.state.device_certificates).ok()?;
+        let chr = std::str::from_utf8(device.chr()).ok()?;
+        chr.get(..chr.len().checked_sub(5)?).map(str::to_owned)
+    }
+
     /// The storage (e.g. to power the card up again on the same memory).
     pub fn into_storage(self) -> S {
         self.storage
@@ -257,7 +270,15 @@ impl<S: Storage> Applet<S> {
         if ins != 0xC0 {
             self.pending.clear();
         }
-        let request = Request { cla: cla & !0x10, ins, p1, p2, data: &data, ne, extended };
+        let request = Request {
+            cla: cla & !0x10,
+            ins,
+            p1,
+            p2,
+            data: &data,
+            ne,
+            extended,
+        };
         let reply = self.execute(&request)?;
         Ok(self.limit_to_ne(reply, &request))
     }
@@ -401,8 +422,8 @@ impl<S: Storage> Applet<S> {
         if pin.tries_left == 0 {
             return Ok(PinCheck::Blocked);
         }
-        let correct: bool = pin.value.len() == presented.len()
-            && bool::from(pin.value.as_slice().ct_eq(presented));
+        let correct: bool =
+            pin.value.len() == presented.len() && bool::from(pin.value.as_slice().ct_eq(presented));
         // Decrement first, persist, and only then act on the comparison.
         let mut next = self.state.clone();
         let left = {
@@ -640,7 +661,11 @@ impl<S: Storage> Applet<S> {
                 // 00: the card makes a random DKEK of its own (§2.5, tag 92).
                 rand_chacha::rand_core::RngCore::fill_bytes(&mut self.rng, value.as_mut());
             }
-            DkekState { shares_total: n, shares_outstanding: n, value }
+            DkekState {
+                shares_total: n,
+                shares_outstanding: n,
+                value,
+            }
         });
         self.commit(next)?;
         // The session is left authenticated (§4.4, GH-2432).
@@ -759,7 +784,11 @@ impl<S: Storage> Applet<S> {
         let take = rest.len().min(want);
         let data = rest.get(..take).unwrap_or_default().to_vec();
         // End of file before Le bytes: 6282 with what there is (§2.8).
-        let sw = if take < want && r.ne != 0 { sw::END_OF_FILE } else { sw::OK };
+        let sw = if take < want && r.ne != 0 {
+            sw::END_OF_FILE
+        } else {
+            sw::OK
+        };
         Reply { data, sw }
     }
 
@@ -768,7 +797,11 @@ impl<S: Storage> Applet<S> {
             return Ok(Reply::sw(sw::SECURITY_STATUS));
         }
         let fid = u16::from_be_bytes([r.p1, r.p2]);
-        let fid = if fid == 0 { self.current_ef.unwrap_or(0) } else { fid };
+        let fid = if fid == 0 {
+            self.current_ef.unwrap_or(0)
+        } else {
+            fid
+        };
         if fid == 0 || fid >> 8 == 0xCC || fid == EF_DEVICE_CERTIFICATES {
             return Ok(Reply::sw(sw::SECURITY_STATUS));
         }
@@ -990,8 +1023,12 @@ impl<S: Storage> Applet<S> {
             Ok(k) => k,
             Err(sw) => return Ok(Reply::sw(sw)),
         };
-        let blob =
-            crypto::wrap(&dkek, &key, algorithms.as_deref().unwrap_or_default(), &mut self.rng);
+        let blob = crypto::wrap(
+            &dkek,
+            &key,
+            algorithms.as_deref().unwrap_or_default(),
+            &mut self.rng,
+        );
         Ok(Reply::ok(blob))
     }
 
@@ -1015,7 +1052,11 @@ impl<S: Storage> Applet<S> {
         }
         // "New style": the blob was written to EF 2F10 beforehand (§2.15).
         let blob = if r.data.is_empty() {
-            self.state.files.get(&EF_UNWRAP_STAGING).cloned().unwrap_or_default()
+            self.state
+                .files
+                .get(&EF_UNWRAP_STAGING)
+                .cloned()
+                .unwrap_or_default()
         } else {
             r.data.to_vec()
         };
@@ -1069,7 +1110,11 @@ fn pin_mut(state: &mut CardState, which: PinRef) -> &mut PinState {
         PinRef::So => &mut state.so_pin,
     };
     // Callers check that the PIN exists before they clone the state.
-    pin.get_or_insert_with(|| PinState { value: Zeroizing::new(Vec::new()), tries_left: 0, max_tries: 0 })
+    pin.get_or_insert_with(|| PinState {
+        value: Zeroizing::new(Vec::new()),
+        tries_left: 0,
+        max_tries: 0,
+    })
 }
 
 fn fid_of(data: &[u8]) -> Option<u16> {
