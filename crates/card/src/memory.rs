@@ -90,7 +90,10 @@ impl FileStorage {
     }
 
     fn io(&self, source: std::io::Error) -> MemoryError {
-        MemoryError::Io { path: self.path.clone(), source }
+        MemoryError::Io {
+            path: self.path.clone(),
+            source,
+        }
     }
 }
 
@@ -108,8 +111,14 @@ impl Storage for FileStorage {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned());
-        let tmp = dir.join(format!(".{}.tmp", name.unwrap_or_else(|| "card".to_owned())));
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        let tmp = dir.join(format!(
+            ".{}.tmp",
+            name.unwrap_or_else(|| "card".to_owned())
+        ));
         let result = (|| {
             let mut file = fs::File::create(&tmp)?;
             file.write_all(image)?;
@@ -138,7 +147,10 @@ impl MemoryStorage {
 
     /// A copy of the current image.
     pub fn snapshot(&self) -> Option<Vec<u8>> {
-        self.image.lock().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.image
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 }
 
@@ -181,7 +193,13 @@ pub struct PowerCut<S> {
 impl<S: Storage> PowerCut<S> {
     /// Cut the power at write number `cut_at` (0 is the first write).
     pub fn new(inner: S, cut_at: usize, mode: CutWrite) -> Self {
-        Self { inner, cut_at, mode, writes: 0, dead: false }
+        Self {
+            inner,
+            cut_at,
+            mode,
+            writes: 0,
+            dead: false,
+        }
     }
 
     /// How many writes were attempted (the cut one included).
@@ -233,7 +251,11 @@ pub fn seal(payload: &[u8]) -> Vec<u8> {
     image.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
     // Card state is far below 4 GiB; saturate rather than wrap if it ever is not, so the length
     // check on load refuses the image instead of misreading it.
-    image.extend_from_slice(&u32::try_from(payload.len()).unwrap_or(u32::MAX).to_be_bytes());
+    image.extend_from_slice(
+        &u32::try_from(payload.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     image.extend_from_slice(payload);
     let digest = Sha256::digest(&image);
     image.extend_from_slice(&digest);
@@ -242,7 +264,9 @@ pub fn seal(payload: &[u8]) -> Vec<u8> {
 
 /// Check the envelope and return the payload.
 pub fn open(image: &[u8]) -> Result<&[u8], MemoryError> {
-    let (header, rest) = image.split_at_checked(HEADER_LEN).ok_or(MemoryError::Truncated)?;
+    let (header, rest) = image
+        .split_at_checked(HEADER_LEN)
+        .ok_or(MemoryError::Truncated)?;
     let (magic, rest_header) = header.split_at(MAGIC.len());
     if magic != MAGIC {
         return Err(MemoryError::BadMagic);
@@ -255,7 +279,11 @@ pub fn open(image: &[u8]) -> Result<&[u8], MemoryError> {
     let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
     let (payload, digest) = rest.split_at_checked(len).ok_or(MemoryError::Truncated)?;
     if digest.len() != DIGEST_LEN {
-        return Err(if digest.len() < DIGEST_LEN { MemoryError::Truncated } else { MemoryError::Checksum });
+        return Err(if digest.len() < DIGEST_LEN {
+            MemoryError::Truncated
+        } else {
+            MemoryError::Checksum
+        });
     }
     let computed = Sha256::digest(&image[..HEADER_LEN + len]);
     if computed.as_slice() != digest {

@@ -103,7 +103,14 @@ impl fmt::Debug for CardState {
             .field("transport_pin", &self.transport_pin)
             .field("options", &format_args!("{:04X}", self.options))
             .field("dkek", &self.dkek)
-            .field("files", &self.files.keys().map(|f| format!("{f:04X}")).collect::<Vec<_>>())
+            .field(
+                "files",
+                &self
+                    .files
+                    .keys()
+                    .map(|f| format!("{f:04X}"))
+                    .collect::<Vec<_>>(),
+            )
             .field("keys", &self.keys.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }

@@ -1,6 +1,11 @@
 //! The applet as transcripts: command APDUs in, status words and data out, against the facts of
 //! `../shared/docs/sc-hsm-protocol.md` (section cited per test).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod support;
 
@@ -43,7 +48,11 @@ fn initialise_then_pin_status() {
     // Left authenticated after INITIALIZE (§4.4, GH-2432) until the next SELECT.
     check(&mut card, "00 20 00 81", 0x9000);
     let fcp = check(&mut card, SELECT, 0x9000);
-    assert_eq!(&fcp[fcp.len() - 5..], [0x00, 0x01, 0x00, 3, 5], "options 0001 in tag 85");
+    assert_eq!(
+        &fcp[fcp.len() - 5..],
+        [0x00, 0x01, 0x00, 3, 5],
+        "options 0001 in tag 85"
+    );
     check(&mut card, "00 20 00 81", 0x63C3);
     check(&mut card, "00 20 00 88", 0x63CF);
 }
@@ -99,7 +108,11 @@ fn unblock_with_the_so_pin() {
     check(&mut card, "00 20 00 81", 0x63C3);
     check(&mut card, VERIFY_PIN, 0x9000);
     // New PIN 123456 with the SO-PIN.
-    check(&mut card, &format!("00 2C 00 81 0E {SO_PIN} 31 32 33 34 35 36"), 0x9000);
+    check(
+        &mut card,
+        &format!("00 2C 00 81 0E {SO_PIN} 31 32 33 34 35 36"),
+        0x9000,
+    );
     check(&mut card, VERIFY_PIN, 0x63C2);
     check(&mut card, "00 20 00 81 06 31 32 33 34 35 36", 0x9000);
     // A wrong SO-PIN costs an SO-PIN try.
@@ -129,20 +142,32 @@ fn a_blocked_so_pin_leaves_the_user_pin_and_keys_working() {
     check(&mut card, VERIFY_PIN, 0x9000);
     let request = check(&mut card, &keygen_p256(1), 0x9000);
     for left in (1..15).rev() {
-        check(&mut card, &format!("00 2C 01 81 08 {SO_WRONG}"), 0x63C0 | left);
+        check(
+            &mut card,
+            &format!("00 2C 01 81 08 {SO_WRONG}"),
+            0x63C0 | left,
+        );
     }
     check(&mut card, &format!("00 2C 01 81 08 {SO_WRONG}"), 0x6983);
     check(&mut card, "00 20 00 88", 0x6983);
     // Even the right SO-PIN is refused now.
     check(&mut card, &format!("00 2C 01 81 08 {SO_PIN}"), 0x6983);
-    check(&mut card, &format!("00 24 00 88 10 {SO_PIN} {SO_PIN}"), 0x6983);
+    check(
+        &mut card,
+        &format!("00 24 00 88 10 {SO_PIN} {SO_PIN}"),
+        0x6983,
+    );
     check(&mut card, INIT_DEFAULT, 0x6983);
     // The user PIN and signing still work.
     check(&mut card, SELECT, 0x9000);
     check(&mut card, "00 20 00 81", 0x63C3);
     check(&mut card, VERIFY_PIN, 0x9000);
     let hash = [0x11u8; 32];
-    let signature = check(&mut card, &format!("80 68 01 70 20 {} 00", hex_of(&hash)), 0x9000);
+    let signature = check(
+        &mut card,
+        &format!("80 68 01 70 20 {} 00", hex_of(&hash)),
+        0x9000,
+    );
     let public = public_key_of(&request);
     crypto::verify(&public, SignAlgorithm::from(0x70), &hash, &signature).unwrap();
     // And the key is still listed.
@@ -156,7 +181,11 @@ fn initialise_on_an_initialised_card_needs_the_so_pin_and_wipes() {
     let (mut card, _) = initialised_card(10);
     check(&mut card, VERIFY_PIN, 0x9000);
     check(&mut card, &keygen_p256(1), 0x9000);
-    check(&mut card, "00 D7 CF 10 09 54 02 00 00 53 03 01 02 03", 0x9000);
+    check(
+        &mut card,
+        "00 D7 CF 10 09 54 02 00 00 53 03 01 02 03",
+        0x9000,
+    );
     let certificates = read_device_certificates(&mut card);
     // Wrong SO-PIN in tag 82: refused and counted; nothing wiped.
     check(
@@ -188,7 +217,11 @@ fn transport_pin_must_be_changed() {
     check(&mut card, "00 20 00 81", 0x6984);
     check(&mut card, "00 20 00 81 06 31 31 31 31 31 31", 0x6984);
     // Change T-PIN 111111 -> 648219.
-    check(&mut card, "00 24 00 81 0C 31 31 31 31 31 31 36 34 38 32 31 39", 0x9000);
+    check(
+        &mut card,
+        "00 24 00 81 0C 31 31 31 31 31 31 36 34 38 32 31 39",
+        0x9000,
+    );
     check(&mut card, SELECT, 0x9000);
     check(&mut card, "00 20 00 81", 0x63C3);
     check(&mut card, VERIFY_PIN, 0x9000);
@@ -198,13 +231,25 @@ fn transport_pin_must_be_changed() {
 fn change_pin_and_so_pin() {
     // §2.3: old || new, split by the stored length.
     let (mut card, _) = initialised_card(12);
-    check(&mut card, "00 24 00 81 0D 36 34 38 32 31 39 37 37 37 37 37 37 37", 0x9000);
+    check(
+        &mut card,
+        "00 24 00 81 0D 36 34 38 32 31 39 37 37 37 37 37 37 37",
+        0x9000,
+    );
     check(&mut card, VERIFY_PIN, 0x63C2);
     check(&mut card, "00 20 00 81 07 37 37 37 37 37 37 37", 0x9000);
     // Wrong old PIN: counted.
-    check(&mut card, "00 24 00 81 0D 36 34 38 32 31 39 37 37 37 37 37 37 37", 0x63C2);
+    check(
+        &mut card,
+        "00 24 00 81 0D 36 34 38 32 31 39 37 37 37 37 37 37 37",
+        0x63C2,
+    );
     // SO-PIN change: 16 bytes, both binary.
-    check(&mut card, &format!("00 24 00 88 10 {SO_PIN} 01 02 03 04 05 06 07 08"), 0x9000);
+    check(
+        &mut card,
+        &format!("00 24 00 88 10 {SO_PIN} 01 02 03 04 05 06 07 08"),
+        0x9000,
+    );
     check(&mut card, &format!("00 2C 01 81 08 {SO_PIN}"), 0x63CE);
     check(&mut card, "00 2C 01 81 08 01 02 03 04 05 06 07 08", 0x9000);
     // A PIN of impossible length is refused without spending a try.
@@ -236,9 +281,17 @@ fn dkek_shares_import() {
 fn files_read_write_delete() {
     // §2.8 - §2.10, §6.6.
     let (mut card, _) = initialised_card(14);
-    check(&mut card, "00 D7 CF 10 09 54 02 00 00 53 03 01 02 03", 0x6982);
+    check(
+        &mut card,
+        "00 D7 CF 10 09 54 02 00 00 53 03 01 02 03",
+        0x6982,
+    );
     check(&mut card, VERIFY_PIN, 0x9000);
-    check(&mut card, "00 D7 CF 10 18 54 02 00 00 53 82 00 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", 0x9000);
+    check(
+        &mut card,
+        "00 D7 CF 10 18 54 02 00 00 53 82 00 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+        0x9000,
+    );
     // End of file before Le: 6282 with what there is.
     let data = check(&mut card, "00 B1 CF 10 04 54 02 00 00 20", 0x6282);
     assert_eq!(data, (0..16).collect::<Vec<u8>>());
@@ -254,7 +307,10 @@ fn files_read_write_delete() {
     check(&mut card, "00 B1 CD 01 04 54 02 00 00 00", 0x6982);
     check(&mut card, "00 B1 CF 10 04 54 02 00 00 00", 0x6282);
     check(&mut card, VERIFY_PIN, 0x9000);
-    assert_eq!(check(&mut card, "00 B1 CD 01 04 54 02 00 00 00", 0x6282), [0xAA]);
+    assert_eq!(
+        check(&mut card, "00 B1 CD 01 04 54 02 00 00 00", 0x6282),
+        [0xAA]
+    );
     check(&mut card, "00 E4 02 00 02 CF 10", 0x9000);
     check(&mut card, "00 E4 02 00 02 CF 10", 0x6A82);
     check(&mut card, "00 E4 02 00 02 CC 00", 0x6982);
@@ -265,7 +321,11 @@ fn the_boot_serial_sequence_of_the_stock_firmware() {
     // hardware.md §B: SELECT AID, SELECT EF 2F02, READ BINARY (current EF, extended Le 1024)
     // answered 6282 with the certificates; the serial is the CHR without its last 5 characters.
     let (mut card, _) = new_card(15);
-    check(&mut card, "00 A4 04 00 0B E8 2B 06 01 04 01 81 C3 1F 02 01", 0x9000);
+    check(
+        &mut card,
+        "00 A4 04 00 0B E8 2B 06 01 04 01 81 C3 1F 02 01",
+        0x9000,
+    );
     check(&mut card, "00 A4 00 00 02 2F 02 00", 0x9000);
     let data = check(&mut card, "00 B1 00 00 00 00 04 54 02 00 00 04 00", 0x6282);
     let device = Certificate::parse_prefix(&data).unwrap().0;
@@ -289,11 +349,17 @@ fn ec_keys_sign_and_ecdh() {
     let public = public_key_of(&request);
     // ECDSA with on-card SHA-256 (73), DER output.
     let message = b"the owners' questions";
-    let signature = check(&mut card, &format!("80 68 01 73 {:02X} {} 00", message.len(), hex_of(message)), 0x9000);
+    let signature = check(
+        &mut card,
+        &format!("80 68 01 73 {:02X} {} 00", message.len(), hex_of(message)),
+        0x9000,
+    );
     assert_eq!(signature[0], 0x30, "DER");
     crypto::verify(&public, SignAlgorithm::from(0x73), message, &signature).unwrap();
     // ECDH with our own public point: 04 || X (FIDELITY.md).
-    let PublicKey::Ec { point, .. } = &public else { panic!("EC key") };
+    let PublicKey::Ec { point, .. } = &public else {
+        panic!("EC key")
+    };
     let mut apdu = hex("80 62 01 80 41");
     apdu.extend_from_slice(point);
     apdu.push(0);
@@ -361,14 +427,33 @@ fn wrap_and_unwrap_under_the_dkek() {
     check(&mut cards[1].0, "80 74 05 93", 0x9000);
     check(&mut cards[1].0, "80 74 05 93", 0x6985); // the key id is taken now
     let hash = [0x22u8; 32];
-    let signature =
-        check(&mut cards[1].0, &format!("80 68 05 70 20 {} 00", hex_of(&hash)), 0x9000);
-    crypto::verify(&public_key_of(&request), SignAlgorithm::from(0x70), &hash, &signature).unwrap();
+    let signature = check(
+        &mut cards[1].0,
+        &format!("80 68 05 70 20 {} 00", hex_of(&hash)),
+        0x9000,
+    );
+    crypto::verify(
+        &public_key_of(&request),
+        SignAlgorithm::from(0x70),
+        &hash,
+        &signature,
+    )
+    .unwrap();
     // A tampered blob is refused.
     let mut bad = blob.clone();
     let last = bad.len() - 1;
     bad[last] ^= 1;
-    let (_, sw) = send_bytes(&mut cards[1].0, &ext_case4("80 74 06 93", &bad, 0).split_last().unwrap().1.split_last().unwrap().1.to_vec());
+    let (_, sw) = send_bytes(
+        &mut cards[1].0,
+        &ext_case4("80 74 06 93", &bad, 0)
+            .split_last()
+            .unwrap()
+            .1
+            .split_last()
+            .unwrap()
+            .1
+            .to_vec(),
+    );
     assert_eq!(sw, 0x6A80);
 }
 
@@ -416,7 +501,13 @@ fn get_challenge() {
 #[test]
 fn malformed_apdus_get_an_error_not_a_panic() {
     let (mut card, _) = initialised_card(23);
-    for bad in ["", "00", "00 A4 04", "00 A4 04 00 05 01", "00 20 00 81 00 00 05 31"] {
+    for bad in [
+        "",
+        "00",
+        "00 A4 04",
+        "00 A4 04 00 05 01",
+        "00 20 00 81 00 00 05 31",
+    ] {
         let response = card.process(&hex(bad)).unwrap();
         assert_eq!(response, [0x67, 0x00], "{bad:?}");
     }
@@ -466,6 +557,9 @@ fn public_key_of(request: &[u8]) -> PublicKey {
     let authenticated = AuthenticatedRequest::parse(request).unwrap();
     let certificate = authenticated.request();
     certificate.verify_self_signed().unwrap();
-    assert!(authenticated.outer_car().starts_with(b"ZZTS"), "outer CAR is the device CHR");
+    assert!(
+        authenticated.outer_car().starts_with(b"ZZTS"),
+        "outer CAR is the device CHR"
+    );
     certificate.public_key().key.clone()
 }

@@ -6,7 +6,12 @@
 //!   decremented counter, so a cut can never leave a compared PIN with its try unspent;
 //! - no half-written object is ever visible: after the cut the card holds the state before the
 //!   command, a state the command committed, never a mix.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod support;
 
@@ -51,7 +56,11 @@ fn prepared(s: &Scenario) -> MemoryStorage {
     check(&mut card, SELECT, 0x9000);
     for command in s.setup {
         let (_, sw) = send(&mut card, command);
-        assert!(sw == 0x9000 || sw & 0xFFF0 == 0x63C0, "{}: setup {command}: {sw:04X}", s.name);
+        assert!(
+            sw == 0x9000 || sw & 0xFFF0 == 0x63C0,
+            "{}: setup {command}: {sw:04X}",
+            s.name
+        );
     }
     memory
 }
@@ -67,7 +76,10 @@ fn run(s: &Scenario) {
     // 1. The uninterrupted run: which images does the command commit?
     let memory = prepared(s);
     let before = CardState::from_image(&memory.snapshot().unwrap()).unwrap();
-    let recording = Recording { inner: memory.clone(), images: Arc::default() };
+    let recording = Recording {
+        inner: memory.clone(),
+        images: Arc::default(),
+    };
     let mut card = power_up_on(recording.clone(), 40);
     select_and_login(&mut card, s.login);
     let writes_before = recording.images.lock().unwrap().len();
@@ -76,7 +88,11 @@ fn run(s: &Scenario) {
         .iter()
         .map(|i| CardState::from_image(i).expect("every committed image loads"))
         .collect();
-    assert!(!images.is_empty(), "{}: the command wrote nothing (SW {sw:04X})", s.name);
+    assert!(
+        !images.is_empty(),
+        "{}: the command wrote nothing (SW {sw:04X})",
+        s.name
+    );
     (s.invariant)(&before, &before);
     for state in &images {
         (s.invariant)(&before, state);
@@ -106,7 +122,11 @@ fn run(s: &Scenario) {
                 (n, CutWrite::Lost) => &images[n - 1],
                 (n, CutWrite::Lands) => &images[n],
             };
-            assert!(after == *expected, "{}: cut at {cut} ({mode:?}): unexpected state", s.name);
+            assert!(
+                after == *expected,
+                "{}: cut at {cut} ({mode:?}): unexpected state",
+                s.name
+            );
             (s.invariant)(&before, &after);
             let mut card = power_up(&memory, 40);
             check(&mut card, SELECT, 0x9000);
@@ -124,8 +144,14 @@ fn so_tries(state: &CardState) -> u8 {
 /// A PIN presentation never leaves more tries than before unless the PIN was correct, and
 /// nothing else changes unless the PIN was correct.
 fn no_guess_gained(before: &CardState, state: &CardState) {
-    assert!(user_tries(state) <= user_tries(before), "user tries rose without a correct PIN");
-    assert!(so_tries(state) <= so_tries(before), "SO tries rose without a correct SO-PIN");
+    assert!(
+        user_tries(state) <= user_tries(before),
+        "user tries rose without a correct PIN"
+    );
+    assert!(
+        so_tries(state) <= so_tries(before),
+        "SO tries rose without a correct SO-PIN"
+    );
     assert_eq!(state.keys, before.keys);
     assert_eq!(state.files, before.files);
 }
@@ -154,9 +180,15 @@ fn verify_correct_pin_spends_the_try_before_comparing() {
         command: VERIFY_PIN.into(),
         invariant: |before, state| {
             assert_eq!(state.keys, before.keys);
-            assert_eq!(state.user_pin.as_ref().unwrap().value, before.user_pin.as_ref().unwrap().value);
+            assert_eq!(
+                state.user_pin.as_ref().unwrap().value,
+                before.user_pin.as_ref().unwrap().value
+            );
             let t = user_tries(state);
-            assert!(t == user_tries(before) || t == user_tries(before) - 1 || t == 3, "{t}");
+            assert!(
+                t == user_tries(before) || t == user_tries(before) - 1 || t == 3,
+                "{t}"
+            );
         },
     });
     // The first write is the decrement, the same as for a wrong PIN: a power analyst cannot
@@ -173,7 +205,11 @@ fn verify_correct_pin_spends_the_try_before_comparing() {
         check(&mut card, SELECT, 0x9000);
         assert!(card.process(&hex(command)).is_err());
         let state = CardState::from_image(&memory.snapshot().unwrap()).unwrap();
-        assert_eq!(user_tries(&state), 2, "{command}: first write is not the decrement");
+        assert_eq!(
+            user_tries(&state),
+            2,
+            "{command}: first write is not the decrement"
+        );
     }
 }
 
@@ -185,7 +221,8 @@ fn change_reference_data() {
         login: false,
         command: "00 24 00 81 0D 36 34 38 32 31 39 37 37 37 37 37 37 37".into(),
         invariant: |before, state| {
-            let changed = state.user_pin.as_ref().unwrap().value != before.user_pin.as_ref().unwrap().value;
+            let changed =
+                state.user_pin.as_ref().unwrap().value != before.user_pin.as_ref().unwrap().value;
             if changed {
                 assert_eq!(user_tries(state), 3, "a new PIN comes with a full counter");
             } else {
@@ -213,7 +250,11 @@ fn reset_retry_counter() {
         invariant: |before, state| {
             let new_pin = state.user_pin.as_ref().unwrap().value.as_slice() == b"123456";
             // The new PIN and the reset counter arrive together, never one without the other.
-            assert_eq!(new_pin, user_tries(state) == 3, "PIN and counter out of step");
+            assert_eq!(
+                new_pin,
+                user_tries(state) == 3,
+                "PIN and counter out of step"
+            );
             assert!(so_tries(state) >= so_tries(before) - 1);
         },
     });
@@ -234,7 +275,10 @@ fn initialize() {
         login: true,
         command: INIT_DEFAULT.into(),
         invariant: |before, state| {
-            assert_eq!(state.device_key, before.device_key, "the device key survives");
+            assert_eq!(
+                state.device_key, before.device_key,
+                "the device key survives"
+            );
             assert_eq!(state.device_certificates, before.device_certificates);
             assert!(state.is_initialised());
         },
