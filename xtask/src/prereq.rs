@@ -12,6 +12,9 @@ use std::process::{Command, Stdio};
 pub enum Check {
     /// A program on the PATH that answers `--version`.
     Program(&'static str),
+    /// A program on the PATH that succeeds with these arguments (for those without
+    /// `--version`, such as `ip -V`).
+    ProgramWith(&'static str, &'static [&'static str]),
     /// A library that `pkg-config --exists` knows.
     PkgConfig(&'static str),
     /// A rustup target among `rustup target list --installed`.
@@ -92,7 +95,7 @@ pub const PREREQUISITES: &[Prerequisite] = &[
     Prerequisite {
         name: "iproute2",
         needed_by: "the PC/SC tests' private network namespace (`ip link set lo up`)",
-        check: Check::Program("ip"),
+        check: Check::ProgramWith("ip", &["-V"]),
         install: Install::Apt("iproute2"),
     },
     Prerequisite {
@@ -146,6 +149,7 @@ pub enum Policy {
 pub fn is_present(check: Check) -> bool {
     match check {
         Check::Program(program) => quiet(Command::new(program).arg("--version")),
+        Check::ProgramWith(program, args) => quiet(Command::new(program).args(args)),
         Check::PkgConfig(library) => quiet(Command::new("pkg-config").args(["--exists", library])),
         Check::RustTarget(target) => Command::new("rustup")
             .args(["target", "list", "--installed"])
