@@ -4,6 +4,8 @@
 //! Work in progress (issue 3). Modules:
 //! - [`applet`]: the SmartCard-HSM applet, command APDU in, response APDU out; its choices
 //!   where the facts are unknown, and every deliberate difference, are in `FIDELITY.md`.
+//! - [`contacts`]: the card side of ISO 7816-3 (power, reset, ATR, PPS, T=1, busy time and
+//!   WTX) as a sans-IO model in modelled time, for a virtual board.
 //! - [`crypto`]: the card's cryptography (key generation, signing, deciphering, ECDH, DKEK
 //!   wrapping) on RustCrypto.
 //! - [`cvc`]: CV certificates and requests, key-generation requests and the device identity.
@@ -16,6 +18,7 @@
 //! What it does not know: USB, CCID, PC/SC client APIs, the host driver.
 
 pub mod applet;
+pub mod contacts;
 pub mod crypto;
 pub mod cvc;
 pub mod memory;

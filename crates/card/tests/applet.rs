@@ -443,17 +443,7 @@ fn wrap_and_unwrap_under_the_dkek() {
     let mut bad = blob.clone();
     let last = bad.len() - 1;
     bad[last] ^= 1;
-    let (_, sw) = send_bytes(
-        &mut cards[1].0,
-        &ext_case4("80 74 06 93", &bad, 0)
-            .split_last()
-            .unwrap()
-            .1
-            .split_last()
-            .unwrap()
-            .1
-            .to_vec(),
-    );
+    let (_, sw) = send_bytes(&mut cards[1].0, &ext_case3("80 74 06 93", &bad));
     assert_eq!(sw, 0x6A80);
 }
 

@@ -112,6 +112,15 @@ pub fn keygen_rsa(id: u8, bits: u16) -> String {
     format!("00 46 {id:02X} 00 00 {:04X} {body} 00 00", body_len)
 }
 
+/// Encode a case-3 extended command (data, no Le).
+pub fn ext_case3(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut apdu = hex(header);
+    apdu.push(0);
+    apdu.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    apdu.extend_from_slice(data);
+    apdu
+}
+
 /// Encode a case-4 extended command.
 pub fn ext_case4(header: &str, data: &[u8], le: u16) -> Vec<u8> {
     let mut apdu = hex(header);
