@@ -5,6 +5,7 @@
 //! machine needs ([`prereq`]); it knows nothing about smart cards.
 
 pub mod prereq;
+pub mod size;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -14,6 +14,10 @@ cargo xtask <command>
                   the fuzz targets' build
   hil [--rig F]   the main job. Until rig/ and the conformance suites exist (issue 6) it runs
                   the workspace tests with a JUnit report in target/nextest/hil/junit.xml
+  size [--dfu-base] [--bringup]
+                  build the release firmware (firmware/) and report flash and static RAM
+                  against the budget (48 KiB flash, 12 KiB RAM with a 4 KiB stack); exits
+                  non-zero when over
   setup           only install or report missing prerequisites
   fuzz TARGET [--seconds N]
                   run one fuzz target for N seconds (default 60); `fuzz list` lists them
@@ -29,6 +33,7 @@ fn main() -> ExitCode {
             .and_then(|()| xtask::run_steps(&xtask::check_steps("ci"))),
         Some("hil") => hil(&args[1..]),
         Some("setup") => prereq::ensure(Policy::InstallWhenPossible),
+        Some("size") => xtask::size::run(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{HELP}");

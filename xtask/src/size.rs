@@ -40,10 +40,12 @@ pub const RAM_TOTAL: u64 = 20 * 1024;
 const FIRMWARE_ELF: &str = "target/thumbv7m-none-eabi/release/tessera-firmware";
 
 const USAGE: &str = "\
-usage: cargo xtask size [--dfu-base] [--no-build] [--elf PATH]
+usage: cargo xtask size [--dfu-base] [--bringup] [--no-build] [--elf PATH]
 
-  builds firmware/ in release (with --dfu-base: linked at 0x08002000, behind the DFU
-  bootloader) and reports flash and static RAM against the budget; exits non-zero when over.
+  builds firmware/ in release and reports flash and static RAM against the budget; exits
+  non-zero when over.
+  --dfu-base   link at 0x08002000, behind the DFU bootloader (cargo feature dfu-base)
+  --bringup    the bring-up build without the bridge (--no-default-features)
   --no-build   report the ELF that is there
   --elf PATH   report this ELF instead (implies --no-build)
 ";
@@ -51,15 +53,19 @@ usage: cargo xtask size [--dfu-base] [--no-build] [--elf PATH]
 /// Run `cargo xtask size ARGS`.
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut dfu_base = false;
+    let mut bringup = false;
     let mut build = true;
     let mut elf: Option<PathBuf> = None;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
             "--dfu-base" => dfu_base = true,
+            "--bringup" => bringup = true,
             "--no-build" => build = false,
             "--elf" => {
-                let path = rest.next().ok_or(format!("--elf takes a path\n\n{USAGE}"))?;
+                let path = rest
+                    .next()
+                    .ok_or(format!("--elf takes a path\n\n{USAGE}"))?;
                 elf = Some(PathBuf::from(path));
                 build = false;
             }
@@ -72,18 +78,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let firmware = crate::workspace_root().join("firmware");
     if build {
-        let mut cargo = Command::new(crate::prereq::cargo());
-        cargo
-            .args(["build", "--release", "--locked"])
-            .current_dir(&firmware);
-        if dfu_base {
-            cargo.args(["--features", "dfu-base"]);
+        let mut argv = vec!["build", "--release", "--locked"];
+        if bringup {
+            argv.push("--no-default-features");
         }
-        eprintln!(
-            "xtask: size: cargo build --release --locked{} (in firmware/)",
-            if dfu_base { " --features dfu-base" } else { "" }
-        );
-        let status = cargo
+        if dfu_base {
+            argv.extend(["--features", "dfu-base"]);
+        }
+        eprintln!("xtask: size: cargo {} (in firmware/)", argv.join(" "));
+        let status = Command::new(crate::prereq::cargo())
+            .args(&argv)
+            .current_dir(&firmware)
             .status()
             .map_err(|e| format!("size: cannot run cargo: {e}"))?;
         if !status.success() {
@@ -311,11 +316,7 @@ impl Usage {
     pub fn over_budget(&self) -> Vec<String> {
         let mut over = Vec::new();
         if self.flash() > FLASH_BUDGET {
-            over.push(format!(
-                "flash {} B > {} B",
-                self.flash(),
-                FLASH_BUDGET
-            ));
+            over.push(format!("flash {} B > {} B", self.flash(), FLASH_BUDGET));
         }
         if self.ram() > RAM_BUDGET {
             over.push(format!(
@@ -501,11 +502,13 @@ mod tests {
 
     #[test]
     fn non_allocated_sections_take_no_space() {
-        let usage = Usage::of(&parse_sections(&tiny_elf(&[
-            (".defmt", PROGBITS, 0, 0, 5_000),
-            (".debug_line", PROGBITS, 0, 0, 70_000),
-        ]))
-        .unwrap());
+        let usage = Usage::of(
+            &parse_sections(&tiny_elf(&[
+                (".defmt", PROGBITS, 0, 0, 5_000),
+                (".debug_line", PROGBITS, 0, 0, 70_000),
+            ]))
+            .unwrap(),
+        );
         assert_eq!(usage, Usage::default());
     }
 
@@ -541,11 +544,7 @@ mod tests {
     fn report_lists_loaded_sections_and_the_totals() {
         let elf = firmware_like();
         let sections = parse_sections(&elf).unwrap();
-        let text = report(
-            Path::new("fw.elf"),
-            &sections,
-            &Usage::of(&sections),
-        );
+        let text = report(Path::new("fw.elf"), &sections, &Usage::of(&sections));
         assert!(text.contains(".text"));
         assert!(text.contains(".bss"));
         assert!(!text.contains(".debug_info"));
