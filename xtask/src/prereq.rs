@@ -105,6 +105,12 @@ pub const PREREQUISITES: &[Prerequisite] = &[
         install: Install::Apt("opensc"),
     },
     Prerequisite {
+        name: "OpenSSL command-line tool",
+        needed_by: "the integration tests' independent signature checks (openssl dgst -verify)",
+        check: Check::ProgramWith("openssl", &["version"]),
+        install: Install::Apt("openssl"),
+    },
+    Prerequisite {
         name: "Rust target thumbv7m-none-eabi",
         needed_by: "the firmware and the no_std build check of the protocol crates",
         check: Check::RustTarget("thumbv7m-none-eabi"),

@@ -553,3 +553,54 @@ fn public_key_of(request: &[u8]) -> PublicKey {
     );
     certificate.public_key().key.clone()
 }
+
+#[test]
+fn every_curve_generates_and_signs_through_apdus() {
+    // §2.11 with each curve's domain parameters in the template, then ECDSA with on-card
+    // SHA-256 (73), verified against the public key of the request.
+    use tessera_card::crypto::Curve;
+    let (mut card, _) = initialised_card(25);
+    check(&mut card, VERIFY_PIN, 0x9000);
+    for (index, curve) in Curve::ALL.into_iter().enumerate() {
+        let d = curve.domain_parameters();
+        let mut template = hex("06 0A 04 00 7F 00 07 02 02 02 02 03");
+        for (tag, value) in [
+            (0x81, d.prime),
+            (0x82, d.a),
+            (0x83, d.b),
+            (0x84, d.generator),
+            (0x85, d.order),
+            (0x87, d.cofactor),
+        ] {
+            template.push(tag);
+            template.extend_from_slice(&der_length(value.len()));
+            template.extend_from_slice(value);
+        }
+        let mut body = hex("5F29 01 00 42 09 55 54 43 41 30 30 30 30 31 7F 49");
+        body.extend_from_slice(&der_length(template.len()));
+        body.extend_from_slice(&template);
+        body.extend_from_slice(&hex("5F20 0D 55 54 43 44 55 4D 4D 59 30 30 30 30 31"));
+        let id = 10 + index as u8;
+        let mut apdu = ext_case4("00 46 00 00", &body, 0);
+        apdu[2] = id;
+        let (request, sw) = send_bytes(&mut card, &apdu);
+        assert_eq!(sw, 0x9000, "{curve:?}");
+        let public = public_key_of(&request);
+        let message = b"every curve";
+        let (signature, sw) = send_bytes(
+            &mut card,
+            &ext_case4(&format!("80 68 {id:02X} 73"), message, 0x0200),
+        );
+        assert_eq!(sw, 0x9000, "{curve:?}");
+        crypto::verify(&public, SignAlgorithm::from(0x73), message, &signature)
+            .unwrap_or_else(|e| panic!("{curve:?}: {e}"));
+    }
+}
+
+fn der_length(len: usize) -> Vec<u8> {
+    match len {
+        0..=0x7F => vec![len as u8],
+        0x80..=0xFF => vec![0x81, len as u8],
+        _ => vec![0x82, (len >> 8) as u8, len as u8],
+    }
+}
