@@ -15,6 +15,10 @@ use std::time::Instant;
 /// workspace (checked by the tidy tests).
 pub const PROTOCOL_CRATES: &[&str] = &["tessera-apdu", "tessera-iso7816-3", "tessera-ccid"];
 
+/// `no_std` crates of the firmware's logic that stand on the protocol crates (so they are not
+/// protocol crates themselves) and must build for the firmware's target too.
+pub const FIRMWARE_LOGIC_CRATES: &[&str] = &["tessera-bridge"];
+
 /// The firmware's target.
 pub const FIRMWARE_TARGET: &str = "thumbv7m-none-eabi";
 
@@ -79,10 +83,10 @@ pub fn check_steps(nextest_profile: &str) -> Vec<Step> {
         ),
     ];
     let mut no_std = vec![cargo, "build", "--locked", "--target", FIRMWARE_TARGET];
-    for krate in PROTOCOL_CRATES {
+    for krate in PROTOCOL_CRATES.iter().chain(FIRMWARE_LOGIC_CRATES) {
         no_std.extend(["-p", krate]);
     }
-    steps.push(step("no_std build (thumbv7m)", ".", &no_std));
+    steps.push(step("no_std build of protocol crates and bridge (thumbv7m)", ".", &no_std));
     no_std.extend(["--features", "defmt"]);
     steps.push(step("no_std build with defmt (thumbv7m)", ".", &no_std));
     // `-s none`: the address sanitizer needs a nightly compiler; the targets build (and run,
