@@ -3,13 +3,15 @@
 use std::path::PathBuf;
 use std::sync::mpsc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 use tessera_card::applet::AppletConfig;
 use tessera_card::virtual_card::{AtrProfile, CardConfig, VirtualCard};
 use tessera_card::vpcd::{self, ServeConfig, ServeEvent, DEFAULT_PORT};
+
+use crate::exit::usage;
 
 /// Arguments of `tessera virtual serve`.
 #[derive(Debug, Args)]
@@ -70,11 +72,11 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         args.ports.clone()
     };
     if ports.len() != args.cards.len() {
-        bail!(
+        return Err(usage(format!(
             "{} card files but {} ports: give one port per card with --ports",
             args.cards.len(),
             ports.len()
-        );
+        )));
     }
     let mut cards = Vec::new();
     for (index, (path, port)) in args.cards.iter().zip(&ports).enumerate() {

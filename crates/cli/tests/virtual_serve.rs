@@ -120,7 +120,7 @@ fn mismatched_ports_are_a_usage_error_that_says_what_to_do() {
         .args(["virtual", "serve", "--ports", "35963", "a.card", "b.card"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a usage error exits 2");
     assert!(
         text(&out).contains("give one port per card"),
         "{}",
