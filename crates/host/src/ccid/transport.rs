@@ -151,10 +151,16 @@ impl<P: UsbPipe> CcidTransport<P> {
                 format!("the card's T=1 parameters are invalid: {e:?}"),
             )
         })?;
-        let config = Config::new(params.ifsc, params.edc);
-        self.t1 = Some(Box::new(Reader::new(config, vec![0u8; T1_BUFFER_LEN])));
         let descriptor = *self.reader.descriptor();
         let automatic = descriptor.features.contains(Features::AUTO_IFSD);
+        let mut config = Config::new(params.ifsc, params.edc);
+        if automatic {
+            // The reader negotiates IFSD itself (CCID Rev 1.1 §5.1, dwFeatures 0x400), up to
+            // dwMaxIFSD: accept blocks that long. A reader that announces it but never asks (the
+            // stock Nitrokey firmware) leaves the card at 32, which this accepts as well.
+            config.ifsd = u8::try_from(descriptor.max_ifsd.clamp(1, 254)).unwrap_or(254);
+        }
+        self.t1 = Some(Box::new(Reader::new(config, vec![0u8; T1_BUFFER_LEN])));
         let ask = match self.reader.config().ifsd_request {
             IfsdRequest::UnlessAutomatic => !automatic,
             IfsdRequest::Always => true,
