@@ -86,7 +86,11 @@ pub fn check_steps(nextest_profile: &str) -> Vec<Step> {
     for krate in PROTOCOL_CRATES.iter().chain(FIRMWARE_LOGIC_CRATES) {
         no_std.extend(["-p", krate]);
     }
-    steps.push(step("no_std build of protocol crates and bridge (thumbv7m)", ".", &no_std));
+    steps.push(step(
+        "no_std build of protocol crates and bridge (thumbv7m)",
+        ".",
+        &no_std,
+    ));
     no_std.extend(["--features", "defmt"]);
     steps.push(step("no_std build with defmt (thumbv7m)", ".", &no_std));
     // `-s none`: the address sanitizer needs a nightly compiler; the targets build (and run,
