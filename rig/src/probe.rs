@@ -1,0 +1,315 @@
+//! SWD probes on a real rig: flashing, reset and defmt logs over RTT, with probe-rs (the
+//! library) behind the `probe` feature. Without the feature, every call says how to get it.
+//!
+//! With the feature, each board gets a poller thread that holds the probe-rs session, reads
+//! RTT up-channel 0 every few milliseconds into a buffer (so the target's small RTT buffer
+//! does not overflow between `take_log` calls), and re-attaches after the board was powered
+//! off. Logs are decoded with the defmt table of the last ELF flashed in this session.
+//!
+//! UNTESTED on hardware: no probe exists on the project's machines.
+
+use std::path::Path;
+
+use crate::config::Board;
+use crate::rig::{LogRecord, RigError};
+
+#[cfg(not(feature = "probe"))]
+mod imp {
+    use super::*;
+
+    const WITHOUT: &str =
+        "tessera-rig was built without the `probe` feature (cargo build --features probe)";
+
+    /// No probe support compiled in.
+    #[derive(Debug)]
+    pub(crate) struct Probes;
+
+    impl Probes {
+        pub(crate) fn new() -> Probes {
+            Probes
+        }
+
+        pub(crate) fn unavailable() -> Option<String> {
+            Some(WITHOUT.to_owned())
+        }
+
+        pub(crate) fn powered_off(&mut self, _board: &Board) {}
+
+        pub(crate) fn flash(&mut self, board: &Board, _elf: &Path) -> Result<(), RigError> {
+            Err(RigError::Probe {
+                board: board.name.clone(),
+                message: WITHOUT.to_owned(),
+            })
+        }
+
+        pub(crate) fn take_log(&mut self, board: &Board) -> Result<Vec<LogRecord>, RigError> {
+            Err(RigError::Probe {
+                board: board.name.clone(),
+                message: WITHOUT.to_owned(),
+            })
+        }
+    }
+}
+
+#[cfg(feature = "probe")]
+mod imp {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+    use std::thread::JoinHandle;
+    use std::time::Duration;
+
+    use probe_rs::flashing::{DownloadOptions, FormatKind};
+    use probe_rs::probe::list::Lister;
+    use probe_rs::probe::DebugProbeSelector;
+    use probe_rs::rtt::Rtt;
+    use probe_rs::{Permissions, Session};
+
+    use super::*;
+    use crate::config::ProbeSelector;
+    use crate::rig::LogLevel;
+
+    /// Where a board's probe stands.
+    struct Link {
+        selector: ProbeSelector,
+        chip: String,
+        session: Option<Session>,
+        rtt: Option<Rtt>,
+        /// Raw RTT bytes since the last decoded frame boundary.
+        raw: Vec<u8>,
+        /// Records decoded from `raw` already handed out.
+        handed_out: usize,
+        /// The defmt table's source: the ELF flashed last.
+        elf: Option<Vec<u8>>,
+        last_error: Option<String>,
+    }
+
+    impl Link {
+        fn attach(&mut self) -> Result<&mut Session, String> {
+            if self.session.is_none() {
+                let lister = Lister::new();
+                let selector = DebugProbeSelector {
+                    vendor_id: self.selector.vid,
+                    product_id: self.selector.pid,
+                    serial_number: self.selector.serial.clone(),
+                };
+                let probe = lister
+                    .open(selector)
+                    .map_err(|e| format!("no probe {} ({e}): is it attached?", self.selector))?;
+                let session = probe
+                    .attach(self.chip.as_str(), Permissions::default())
+                    .map_err(|e| format!("attaching to {} failed: {e}", self.chip))?;
+                self.session = Some(session);
+                self.rtt = None;
+            }
+            self.session.as_mut().ok_or_else(|| "no session".to_owned())
+        }
+
+        /// Reads what RTT channel 0 has; drops the session on any error (board off).
+        fn poll(&mut self) {
+            let result = (|| -> Result<(), String> {
+                self.attach()?;
+                let session = self.session.as_mut().ok_or("no session")?;
+                let mut core = session.core(0).map_err(|e| e.to_string())?;
+                if self.rtt.is_none() {
+                    self.rtt = Some(Rtt::attach(&mut core).map_err(|e| e.to_string())?);
+                }
+                let rtt = self.rtt.as_mut().ok_or("no RTT")?;
+                let Some(channel) = rtt.up_channel(0) else {
+                    return Ok(());
+                };
+                let mut buf = [0u8; 1024];
+                loop {
+                    let n = channel
+                        .read(&mut core, &mut buf)
+                        .map_err(|e| e.to_string())?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    self.raw.extend_from_slice(buf.get(..n).unwrap_or_default());
+                }
+            })();
+            if let Err(e) = result {
+                self.session = None;
+                self.rtt = None;
+                self.last_error = Some(e);
+            }
+        }
+
+        fn flash(&mut self, elf: &Path) -> Result<(), String> {
+            let image = std::fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+            let session = self.attach()?;
+            let mut options = DownloadOptions::default();
+            options.verify = true;
+            probe_rs::flashing::download_file_with_options(session, elf, FormatKind::Elf, options)
+                .map_err(|e| format!("flashing {} failed: {e}", elf.display()))?;
+            session
+                .core(0)
+                .and_then(|mut core| core.reset())
+                .map_err(|e| format!("reset after flashing failed: {e}"))?;
+            self.rtt = None;
+            self.raw.clear();
+            self.handed_out = 0;
+            self.elf = Some(image);
+            Ok(())
+        }
+
+        /// Decodes every frame in `raw` and returns those not handed out yet.
+        fn decode(&mut self) -> Result<Vec<LogRecord>, String> {
+            let elf = self
+                .elf
+                .as_ref()
+                .ok_or("no firmware flashed in this session: the log is decoded with the flashed ELF's defmt table")?;
+            let table = defmt_decoder::Table::parse(elf)
+                .map_err(|e| format!("reading the defmt table: {e}"))?
+                .ok_or("the flashed ELF has no defmt table")?;
+            let mut decoder = table.new_stream_decoder();
+            decoder.received(&self.raw);
+            let mut records = Vec::new();
+            loop {
+                match decoder.decode() {
+                    Ok(frame) => records.push(LogRecord {
+                        at: None,
+                        level: frame.level().and_then(|l| level(&format!("{l:?}"))),
+                        text: match frame.display_timestamp() {
+                            Some(ts) => format!("{ts} {}", frame.display_message()),
+                            None => frame.display_message().to_string(),
+                        },
+                    }),
+                    Err(defmt_decoder::DecodeError::UnexpectedEof) => break,
+                    Err(defmt_decoder::DecodeError::Malformed) => {
+                        return Err("malformed defmt data on RTT (wrong ELF?)".to_owned())
+                    }
+                }
+            }
+            let new = records.split_off(self.handed_out.min(records.len()));
+            self.handed_out += new.len();
+            Ok(new)
+        }
+    }
+
+    fn level(name: &str) -> Option<LogLevel> {
+        Some(match name {
+            "Trace" => LogLevel::Trace,
+            "Debug" => LogLevel::Debug,
+            "Info" => LogLevel::Info,
+            "Warn" => LogLevel::Warn,
+            "Error" => LogLevel::Error,
+            _ => return None,
+        })
+    }
+
+    /// A board's probe and its RTT poller.
+    struct Poller {
+        link: Arc<Mutex<Link>>,
+        stop: Arc<AtomicBool>,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    impl Drop for Poller {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    /// Every board's probe.
+    #[derive(Default)]
+    pub(crate) struct Probes {
+        pollers: HashMap<String, Poller>,
+    }
+
+    impl std::fmt::Debug for Probes {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Probes")
+                .field("boards", &self.pollers.keys().collect::<Vec<_>>())
+                .finish()
+        }
+    }
+
+    impl Probes {
+        pub(crate) fn new() -> Probes {
+            Probes::default()
+        }
+
+        pub(crate) fn unavailable() -> Option<String> {
+            None
+        }
+
+        fn link(&mut self, board: &Board) -> Result<MutexGuard<'_, Link>, RigError> {
+            let selector = board.probe.clone().ok_or_else(|| RigError::Probe {
+                board: board.name.clone(),
+                message: "the rig file gives this board no probe".to_owned(),
+            })?;
+            let poller = self.pollers.entry(board.name.clone()).or_insert_with(|| {
+                let link = Arc::new(Mutex::new(Link {
+                    selector,
+                    chip: board.chip.clone(),
+                    session: None,
+                    rtt: None,
+                    raw: Vec::new(),
+                    handed_out: 0,
+                    elf: None,
+                    last_error: None,
+                }));
+                let stop = Arc::new(AtomicBool::new(false));
+                let thread = {
+                    let link = Arc::clone(&link);
+                    let stop = Arc::clone(&stop);
+                    std::thread::Builder::new()
+                        .name("rig-rtt".into())
+                        .spawn(move || {
+                            while !stop.load(Ordering::Relaxed) {
+                                let attached = {
+                                    let mut l = link.lock().unwrap_or_else(PoisonError::into_inner);
+                                    l.poll();
+                                    l.session.is_some()
+                                };
+                                // Fast while attached; slow retries while the board is off.
+                                std::thread::sleep(Duration::from_millis(if attached {
+                                    5
+                                } else {
+                                    500
+                                }));
+                            }
+                        })
+                        .ok()
+                };
+                Poller { link, stop, thread }
+            });
+            Ok(poller.link.lock().unwrap_or_else(PoisonError::into_inner))
+        }
+
+        pub(crate) fn powered_off(&mut self, board: &Board) {
+            if let Some(poller) = self.pollers.get(&board.name) {
+                let mut link = poller.link.lock().unwrap_or_else(PoisonError::into_inner);
+                link.session = None;
+                link.rtt = None;
+            }
+        }
+
+        pub(crate) fn flash(&mut self, board: &Board, elf: &Path) -> Result<(), RigError> {
+            let name = board.name.clone();
+            self.link(board)?
+                .flash(elf)
+                .map_err(|message| RigError::Probe {
+                    board: name,
+                    message,
+                })
+        }
+
+        pub(crate) fn take_log(&mut self, board: &Board) -> Result<Vec<LogRecord>, RigError> {
+            let name = board.name.clone();
+            self.link(board)?
+                .decode()
+                .map_err(|message| RigError::Probe {
+                    board: name,
+                    message,
+                })
+        }
+    }
+}
+
+pub(crate) use imp::Probes;
