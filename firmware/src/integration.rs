@@ -12,7 +12,7 @@
 //!
 //! Tasks: the event loop runs in `main`; the USB device, bulk OUT, bulk IN and interrupt IN
 //! each run in their own task from the first attach on, and talk to the loop through the
-//! channels and signals below, so that no transfer is ever cancelled half-way.
+//! signals below, so that no transfer is ever cancelled half-way.
 
 use core::future::pending;
 
@@ -21,7 +21,6 @@ use embassy_futures::select::{select, select4, Either, Either4};
 use embassy_stm32::peripherals::USB;
 use embassy_stm32::usb::Driver;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
-use embassy_sync::channel::Channel;
 use embassy_sync::signal::Signal;
 use embassy_time::{Instant, Timer};
 use embassy_usb::driver::EndpointError;
@@ -61,11 +60,18 @@ pub const CHARACTER_REPETITION: bool = false;
 type Message = Vec<u8, MESSAGE_CAPACITY>;
 type UsbDriver = Driver<'static, USB>;
 
-static INBOX: Channel<CriticalSectionRawMutex, Message, 1> = Channel::new();
-static OUTBOX: Channel<CriticalSectionRawMutex, Message, 1> = Channel::new();
+// The tasks hand messages over through signals rather than channels (less flash): each holds at
+// most one message, and the sides keep turns. A bulk-OUT message waits in INBOX until the event
+// loop takes it, which INBOX_TAKEN tells the bulk-OUT task before it offers the next; a bulk-IN
+// message waits in OUTBOX, and the bridge queues the next only after BULK_IN_SENT.
+static INBOX: Signal<CriticalSectionRawMutex, Message> = Signal::new();
+static INBOX_TAKEN: Signal<CriticalSectionRawMutex, ()> = Signal::new();
+static OUTBOX: Signal<CriticalSectionRawMutex, Message> = Signal::new();
 static BULK_IN_SENT: Signal<CriticalSectionRawMutex, ()> = Signal::new();
-static INTERRUPT_OUTBOX: Channel<CriticalSectionRawMutex, Vec<u8, INTERRUPT_CAPACITY>, 1> =
-    Channel::new();
+/// The interrupt-IN message to send. A signal, not a channel: there is never more than one
+/// (`Stm32Usb::interrupt_busy` until [`INTERRUPT_SENT`]), and a signal costs less flash.
+static INTERRUPT_OUTBOX: Signal<CriticalSectionRawMutex, Vec<u8, INTERRUPT_CAPACITY>> =
+    Signal::new();
 static INTERRUPT_SENT: Signal<CriticalSectionRawMutex, ()> = Signal::new();
 static USB_BUFFERS: ConstStaticCell<UsbBuffers> = ConstStaticCell::new(UsbBuffers::new());
 static SERIAL: StaticCell<String<SERIAL_CAPACITY>> = StaticCell::new();
@@ -169,8 +175,13 @@ impl Stm32Card {
     pub fn set_rate(&mut self, f: u16, d: u8, cgt_etu: u16) {
         match Etu::new(f, d).map(|etu| self.card.set_etu(etu)) {
             Some(Ok(())) => {}
-            Some(Err(e)) => defmt::warn!("card: F {} D {} refused: {}", f, d, e),
-            None => defmt::warn!("card: F {} D {} refused", f, d),
+            // The USART's reason, or none when F and D are no etu at all.
+            refused => defmt::warn!(
+                "card: F {} D {} refused: {}",
+                f,
+                d,
+                refused.and_then(Result::err)
+            ),
         }
         let n = cgt_etu.saturating_sub(12).min(254) as u8;
         self.card.set_extra_guard_time(n);
@@ -247,10 +258,14 @@ impl Stm32Usb {
     /// D+ up.
     pub fn attach(&mut self, serial: &str) {
         if let Some(driver) = self.driver.take() {
-            let mut s = String::new();
-            for c in serial.chars().take(SERIAL_CAPACITY) {
-                let _ = s.push(c);
+            // The longest prefix that fits, cut at a character boundary (the bridge's serials
+            // are ASCII and at most 24 characters: all of it).
+            let mut end = serial.len().min(SERIAL_CAPACITY);
+            while !serial.is_char_boundary(end) {
+                end -= 1;
             }
+            let mut s = String::new();
+            let _ = s.push_str(serial.get(..end).unwrap_or_default());
             let serial: &'static str = SERIAL.init(s).as_str();
             let identity = Identity {
                 product: self.product,
@@ -294,7 +309,7 @@ impl Stm32Usb {
             .extend_from_slice(header)
             .and_then(|()| message.extend_from_slice(payload))
             .map_err(|_| DriverError::TooLong)?;
-        OUTBOX.try_send(message).map_err(|_| DriverError::Busy)?;
+        OUTBOX.signal(message);
         self.bulk_in_busy = true;
         Ok(())
     }
@@ -308,9 +323,7 @@ impl Stm32Usb {
             return Err(DriverError::Busy);
         }
         let message = Vec::from_slice(message).map_err(|()| DriverError::TooLong)?;
-        INTERRUPT_OUTBOX
-            .try_send(message)
-            .map_err(|_| DriverError::Busy)?;
+        INTERRUPT_OUTBOX.signal(message);
         self.interrupt_busy = true;
         Ok(())
     }
@@ -329,7 +342,16 @@ pub struct Board {
 fn spawn<S>(spawner: Spawner, token: Result<SpawnToken<S>, SpawnError>) {
     match token {
         Ok(token) => spawner.spawn(token),
-        Err(e) => defmt::error!("spawn: {}", e),
+        // SpawnError has one variant, Busy.
+        Err(_) => defmt::error!("spawn: task busy"),
+    }
+}
+
+/// The name of an endpoint error, for the log (embassy-usb is built without defmt).
+fn endpoint_error(e: EndpointError) -> &'static str {
+    match e {
+        EndpointError::BufferOverflow => "buffer overflow",
+        EndpointError::Disabled => "endpoint disabled",
     }
 }
 
@@ -352,7 +374,8 @@ async fn bulk_out_task(mut endpoint: BulkOut<'static, UsbDriver>) -> ! {
                     let message =
                         Message::from_slice(reassembler.message().get(..len).unwrap_or(&[]))
                             .unwrap_or_default();
-                    INBOX.send(message).await;
+                    INBOX.signal(message);
+                    INBOX_TAKEN.wait().await;
                 }
                 Err(EndpointError::Disabled) => {
                     reassembler.reset();
@@ -367,11 +390,11 @@ async fn bulk_out_task(mut endpoint: BulkOut<'static, UsbDriver>) -> ! {
 #[embassy_executor::task]
 async fn bulk_in_task(mut endpoint: BulkIn<'static, UsbDriver>) -> ! {
     loop {
-        let message = OUTBOX.receive().await;
+        let message = OUTBOX.wait().await;
         if let Err(e) = endpoint.send(&message).await {
             // The host went away: the message is dropped, and the bridge hears of it as
             // UsbDeconfigured. Completion is reported all the same, so it never waits forever.
-            defmt::warn!("usb: bulk-IN message dropped: {}", e);
+            defmt::warn!("usb: bulk-IN message dropped: {}", endpoint_error(e));
         }
         BULK_IN_SENT.signal(());
     }
@@ -380,26 +403,12 @@ async fn bulk_in_task(mut endpoint: BulkIn<'static, UsbDriver>) -> ! {
 #[embassy_executor::task]
 async fn interrupt_task(mut endpoint: InterruptIn<'static, UsbDriver>) -> ! {
     loop {
-        let message = INTERRUPT_OUTBOX.receive().await;
+        let message = INTERRUPT_OUTBOX.wait().await;
         if let Err(e) = endpoint.send(&message).await {
-            defmt::warn!("usb: interrupt-IN message dropped: {}", e);
+            defmt::warn!("usb: interrupt-IN message dropped: {}", endpoint_error(e));
         }
         INTERRUPT_SENT.signal(());
     }
-}
-
-/// What woke the event loop. It lives in the main task's future (static task storage) for one
-/// turn of the loop; a message is moved out of the channel once, so the large variant is fine.
-#[allow(clippy::large_enum_variant)]
-enum Wakeup {
-    Deadline,
-    Card(RxEvent),
-    CardDone(Result<(), TxError>),
-    BulkOut(Message),
-    BulkInSent,
-    InterruptSent,
-    Configured(bool),
-    Abort(AbortRequest),
 }
 
 /// The event loop: wait for the next thing that happens, hand it to `logic`, repeat.
@@ -425,71 +434,76 @@ pub async fn run<L: Logic>(mut board: Board, mut logic: L) -> ! {
                 }
             };
             let usb = select4(
-                INBOX.receive(),
+                INBOX.wait(),
                 BULK_IN_SENT.wait(),
                 INTERRUPT_SENT.wait(),
                 select(USB_CONFIGURED.wait(), ABORT_REQUEST.wait()),
             );
-            match select4(deadline, card.receive(), card_done, usb).await {
-                Either4::First(()) => Wakeup::Deadline,
-                Either4::Second(event) => Wakeup::Card(event),
-                Either4::Third(result) => Wakeup::CardDone(result),
-                Either4::Fourth(Either4::First(message)) => Wakeup::BulkOut(message),
-                Either4::Fourth(Either4::Second(())) => Wakeup::BulkInSent,
-                Either4::Fourth(Either4::Third(())) => Wakeup::InterruptSent,
-                Either4::Fourth(Either4::Fourth(Either::First(on))) => Wakeup::Configured(on),
-                Either4::Fourth(Either4::Fourth(Either::Second(abort))) => Wakeup::Abort(abort),
-            }
+            select4(deadline, card.receive(), card_done, usb).await
         };
         let now = Instant::now();
-        match wakeup {
-            Wakeup::Deadline => {
+        // Matched as the selects return it (a conversion into an enum of wake-up reasons cost
+        // 108 bytes of flash).
+        let event = match &wakeup {
+            // The deadline.
+            Either4::First(()) => {
                 board.timer.armed = None;
-                logic.handle(&mut board, now, HwEvent::DeadlinePassed);
+                HwEvent::DeadlinePassed
             }
-            Wakeup::Card(first) => feed_card_events(&mut board, &mut logic, now, first),
-            Wakeup::CardDone(result) => {
+            // Characters (or a parity error) from the card.
+            Either4::Second(first) => {
+                feed_card_events(&mut board, &mut logic, now, *first);
+                continue;
+            }
+            // The end of a transmission to the card.
+            Either4::Third(result) => {
                 board.card.transmitting = false;
                 match result {
-                    Ok(()) => logic.handle(&mut board, now, HwEvent::CardTransmitted),
+                    Ok(()) => {}
                     // The card was powered down or the clock stopped: the logic did that.
-                    Err(TxError::Aborted) => {}
+                    Err(TxError::Aborted) => continue,
                     Err(e) => {
                         defmt::warn!("card: transmission failed: {}", e);
                         logic.handle(&mut board, now, HwEvent::CardParityError);
-                        logic.handle(&mut board, now, HwEvent::CardTransmitted);
                     }
                 }
+                HwEvent::CardTransmitted
             }
-            Wakeup::BulkOut(message) => {
-                logic.handle(&mut board, now, HwEvent::UsbBulkOut(&message))
+            // USB: a bulk-OUT message, bulk-IN and interrupt-IN sent, configuration, ABORT.
+            Either4::Fourth(Either4::First(message)) => {
+                // The bulk-OUT task may receive the next message meanwhile.
+                INBOX_TAKEN.signal(());
+                HwEvent::UsbBulkOut(message)
             }
-            Wakeup::BulkInSent => {
+            Either4::Fourth(Either4::Second(())) => {
                 board.usb.bulk_in_busy = false;
-                logic.handle(&mut board, now, HwEvent::UsbBulkInSent);
+                HwEvent::UsbBulkInSent
             }
-            Wakeup::InterruptSent => {
+            Either4::Fourth(Either4::Third(())) => {
                 board.usb.interrupt_busy = false;
-                logic.handle(&mut board, now, HwEvent::UsbInterruptSent);
+                HwEvent::UsbInterruptSent
             }
-            Wakeup::Configured(on) => {
-                if on != configured {
-                    configured = on;
-                    let event = if on {
-                        HwEvent::UsbConfigured
-                    } else {
-                        HwEvent::UsbDeconfigured
-                    };
-                    logic.handle(&mut board, now, event);
+            Either4::Fourth(Either4::Fourth(Either::First(on))) => {
+                if *on == configured {
+                    continue;
+                }
+                configured = *on;
+                if *on {
+                    HwEvent::UsbConfigured
+                } else {
+                    HwEvent::UsbDeconfigured
                 }
             }
-            Wakeup::Abort(abort) => logic.handle(&mut board, now, HwEvent::UsbAbort(abort)),
-        }
+            Either4::Fourth(Either4::Fourth(Either::Second(abort))) => HwEvent::UsbAbort(*abort),
+        };
+        logic.handle(&mut board, now, event);
     }
 }
 
 /// Feed `first` and whatever else the card sent since, consecutive characters in one
 /// [`HwEvent::CardReceived`].
+// Out of line: inlined into the event loop it cost 60 bytes of flash (`cargo xtask size`).
+#[inline(never)]
 fn feed_card_events<L: Logic>(board: &mut Board, logic: &mut L, now: Instant, first: RxEvent) {
     let mut next = Some(first);
     while next.is_some() {

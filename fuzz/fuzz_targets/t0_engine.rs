@@ -23,29 +23,46 @@ struct Input {
 }
 
 fuzz_target!(|input: Input| {
-    let mut buffer = vec![0u8; usize::from(input.response_len % 600)];
+    // The command at the start of the lent buffer, as a driver writes it.
+    let len = usize::from(input.response_len % 600);
+    let mut buffer = vec![0u8; len.max(input.command.len())];
+    buffer[..input.command.len()].copy_from_slice(&input.command);
     let config = Config {
         get_response_cla: input.get_response_cla,
         max_commands: input.max_commands,
     };
-    let Ok(mut reader) = Reader::new(&input.command, &mut buffer, config) else {
-        return;
-    };
-    let mut finished = match reader.start() {
+    let mut reader = Reader::new(config, buffer);
+    // The same reader runs the exchange twice: it must end each one cleanly and take the next.
+    for _ in 0..2 {
+        reader.buffer_mut()[..input.command.len()].copy_from_slice(&input.command);
+        exchange(&mut reader, input.command.len(), &input.events);
+    }
+});
+
+fn exchange(reader: &mut Reader<Vec<u8>>, command_len: usize, events: &[Event]) {
+    assert!(reader.is_idle());
+    let mut finished = match reader.transmit(command_len) {
         Ok(Action::Send(header)) => {
             assert_eq!(header.len(), 5);
             false
         }
-        Ok(other) => panic!("start gave {other:?}"),
-        Err(_) => true,
+        Ok(other) => panic!("transmit gave {other:?}"),
+        Err(e) => {
+            assert_ne!(e, Error::OutOfSequence);
+            true
+        }
     };
-    for event in &input.events {
+    for event in events {
         if finished {
             break;
         }
         match event {
             Event::Bytes(bytes) => match reader.receive(bytes) {
-                Ok(Action::Send(out)) => assert!(!out.is_empty() && out.len() <= 255),
+                Ok(Action::Send(out)) => {
+                    assert!(!out.is_empty() && out.len() <= 255);
+                    let sent = out.to_vec();
+                    assert_eq!(reader.pending_transmit(), Some(&sent[..]));
+                }
                 Ok(Action::Done(response)) => {
                     assert_eq!(response.len, reader.data().len());
                     finished = true;
@@ -67,6 +84,6 @@ fuzz_target!(|input: Input| {
     if !finished {
         assert_eq!(reader.wt_expired(), Error::Timeout);
     }
-    assert!(reader.is_finished());
+    assert!(reader.is_finished() && reader.is_idle());
     assert_eq!(reader.receive(&[0x90, 0x00]), Err(Error::OutOfSequence));
-});
+}

@@ -93,6 +93,25 @@ pub fn check_steps(nextest_profile: &str) -> Vec<Step> {
     ));
     no_std.extend(["--features", "defmt"]);
     steps.push(step("no_std build with defmt (thumbv7m)", ".", &no_std));
+    // firmware/: its host-testable parts, then the release build and the size report against
+    // the budget (fails when over).
+    steps.push(step(
+        "firmware host tests",
+        "firmware",
+        &[
+            cargo,
+            "test",
+            "--locked",
+            "--lib",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+        ],
+    ));
+    steps.push(step(
+        "firmware release build and size report",
+        ".",
+        &[cargo, "xtask", "size"],
+    ));
     // `-s none`: the address sanitizer needs a nightly compiler; the targets build (and run,
     // coverage-guided) on stable without it.
     steps.push(step(

@@ -10,8 +10,9 @@ cargo xtask <command>
   test            install missing prerequisites where possible, then run every check
                   (the README's test command; what .ci/run runs)
   ci              run every check without installing anything: format, clippy, the tests
-                  under nextest, the no_std build of the protocol crates for thumbv7m-none-eabi,
-                  the fuzz targets' build
+                  under nextest, the no_std build of the protocol crates and the bridge for
+                  thumbv7m-none-eabi, the firmware's host tests, its release build and size
+                  report against the budget, the fuzz targets' build
   hil [--rig F]   the main job. Until rig/ and the conformance suites exist (issue 6) it runs
                   the workspace tests with a JUnit report in target/nextest/hil/junit.xml
   size [--dfu-base] [--bringup]

@@ -57,8 +57,8 @@
 //!
 //! # RAM
 //!
-//! [`Bridge`] holds 1 016 bytes of state on `thumbv7m-none-eabi` (checked at compile time;
-//! `tests/ram.rs` prints it), plus the lent buffer: 2 042 bytes in all at TPDU level, 5 121 at
+//! [`Bridge`] holds 1 008 bytes of state on `thumbv7m-none-eabi` (checked at compile time;
+//! `tests/ram.rs` prints it), plus the lent buffer: 2 034 bytes in all at TPDU level, 5 113 at
 //! APDU level with 4096-byte APDUs. The driver adds its USB message buffers (two of
 //! `dwMaxCCIDMessageLength`).
 //!

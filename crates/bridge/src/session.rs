@@ -1,7 +1,8 @@
 //! The card session: ISO/IEC 7816-3 on the card contacts. Activation, the ATR read byte by
 //! byte, PPS, S(IFS) for IFSD, and the exchanges the rest of the bridge asks for:
 //!
-//! - an APDU through T=1 ([`tessera_iso7816_3::t1::Reader`]) or T=0 (the T=0 engine);
+//! - an APDU through T=1 ([`tessera_iso7816_3::t1::Reader`]) or T=0
+//!   ([`tessera_iso7816_3::t0::Reader`]); the engine of the active card owns the lent buffer;
 //! - a T=1 block relayed as it is (TPDU level: the host runs T=1), or a T=0 TPDU;
 //! - a presence probe (S(IFS request) with the IFSD in use, which changes nothing on the card).
 //!
@@ -12,7 +13,6 @@
 //! What it does not know: CCID, USB, the boot policy, the SmartCard-HSM.
 
 use core::fmt;
-use core::num::NonZeroU32;
 
 use tessera_iso7816_3::atr::{self, AtrRepr, Mode, Protocol};
 use tessera_iso7816_3::pps::{self, PpsRepr};
@@ -136,12 +136,6 @@ pub(crate) struct CardParams {
     pub timing: Timing,
 }
 
-/// The offset of T=0 response data in the buffer: after the longest short command APDU.
-const T0_RESPONSE_AT: usize = 4 + 1 + 255 + 1;
-/// Room for T=0 response data (Ne at most 256).
-const T0_RESPONSE_LEN: usize = 256;
-/// The T=0 transcript starts here.
-const T0_TRANSCRIPT_AT: usize = T0_RESPONSE_AT + T0_RESPONSE_LEN;
 /// The longest T=1 block: prologue, 254 information bytes, CRC.
 const MAX_BLOCK: usize = t1::MAX_BLOCK_LEN;
 /// Clock cycles to wait after restarting a stopped clock before using I/O (ISO/IEC 7816-3
@@ -155,10 +149,10 @@ const PROBE_ATTEMPTS: u8 = 2;
 enum TxSource {
     /// `buffer[off..off + len]`.
     Buffer { off: usize, len: usize },
-    /// The session's small transmit array (PPS request, probe block, a T=0 header).
+    /// The session's small transmit array (PPS request, probe block).
     Small { len: usize },
-    /// The T=1 reader's pending block.
-    Reader,
+    /// The pending bytes of the protocol engine (a T=1 block; a T=0 header or command data).
+    Engine,
 }
 
 /// What to wait for once the transmission is on the line.
@@ -193,24 +187,21 @@ enum Phase {
         /// The BWT multiplier of this wait.
         multiplier: u8,
     },
-    /// A T=0 exchange (APDU or TPDU) replayed through the T=0 engine.
-    T0 {
-        cmd_len: usize,
-        transcript: usize,
-        /// Response data bytes after the last replay.
-        data_len: usize,
-    },
+    /// A T=0 exchange (APDU or TPDU) through the T=0 engine.
+    T0,
     /// The presence probe; `len` characters received.
     Probe { attempt: u8, len: usize },
 }
 
-// The reader lives inline: no heap to box it into, and the bridge holds exactly one.
+// The readers live inline: no heap to box them into, and the bridge holds exactly one.
 #[allow(clippy::large_enum_variant)]
 enum Engine<'a> {
-    /// The buffer, with no T=1 reader around it (no card, or T=0).
+    /// The buffer, with no engine around it (no card).
     Bare(&'a mut [u8]),
     /// The T=1 reader owns the buffer.
     T1(Reader<&'a mut [u8]>),
+    /// The T=0 reader owns the buffer.
+    T0(t0::Reader<&'a mut [u8]>),
 }
 
 impl<'a> Engine<'a> {
@@ -218,6 +209,7 @@ impl<'a> Engine<'a> {
         match self {
             Engine::Bare(b) => b,
             Engine::T1(r) => r.buffer(),
+            Engine::T0(r) => r.buffer(),
         }
     }
 
@@ -225,6 +217,7 @@ impl<'a> Engine<'a> {
         match self {
             Engine::Bare(b) => b,
             Engine::T1(r) => r.buffer_mut(),
+            Engine::T0(r) => r.buffer_mut(),
         }
     }
 
@@ -232,6 +225,16 @@ impl<'a> Engine<'a> {
         match core::mem::replace(self, Engine::Bare(&mut [])) {
             Engine::Bare(b) => b,
             Engine::T1(r) => r.into_buffer(),
+            Engine::T0(r) => r.into_buffer(),
+        }
+    }
+
+    /// The bytes the engine asked to send last.
+    fn pending_transmit(&self) -> &[u8] {
+        match self {
+            Engine::Bare(_) => &[],
+            Engine::T1(r) => r.pending_transmit().unwrap_or_default(),
+            Engine::T0(r) => r.pending_transmit().unwrap_or_default(),
         }
     }
 }
@@ -262,7 +265,7 @@ pub(crate) struct Session<'a> {
     /// No transmission before this instant (the turnaround after the card's last character,
     /// or the clock restart).
     guard_until: Instant,
-    /// Small transmissions: PPS request, probe S-block, a T=0 header.
+    /// Small transmissions: PPS request, probe S-block.
     tx_small: [u8; 8],
     clock_stopped: bool,
 }
@@ -322,7 +325,7 @@ impl<'a> Session<'a> {
 
     /// Powered, activated and idle.
     pub fn is_ready(&self) -> bool {
-        self.phase == Phase::Ready
+        matches!(self.phase, Phase::Ready)
     }
 
     /// The clock is stopped (CCID `IccClock`).
@@ -353,12 +356,19 @@ impl<'a> Session<'a> {
         self.skip_pps = false;
     }
 
-    fn clock(&self) -> NonZeroU32 {
-        NonZeroU32::new(self.cfg.clock_hz).unwrap_or(NonZeroU32::MIN)
-    }
-
+    /// `cycles` of the card clock as whole microseconds, rounded up: the value of
+    /// [`Cycles::micros_ceil`] (ceil(ceil(1000 x) / 1000) = ceil(x)) in 64-bit arithmetic,
+    /// which a Cortex-M3 does far more cheaply than its 128-bit one. It saturates to the end of
+    /// time above 1.8 × 10^13 cycles (58 days at 3.6 MHz), which no waiting time reaches.
     fn span(&self, cycles: Cycles) -> Duration {
-        Duration::from_micros(cycles.micros_ceil(self.clock()))
+        let den = cycles
+            .denom()
+            .saturating_mul(u64::from(self.cfg.clock_hz.max(1)));
+        let micros = match cycles.numer().checked_mul(1_000_000) {
+            Some(num) => num.div_ceil(den),
+            None => u64::MAX,
+        };
+        Duration::from_micros(micros)
     }
 
     fn initial_timing(&self) -> Option<Timing> {
@@ -379,7 +389,7 @@ impl<'a> Session<'a> {
     /// Activate the card (ISO/IEC 7816-3 §6.2): a cold reset. If it is powered, deactivate it
     /// first and wait the off time.
     pub fn activate<H: CardContacts>(&mut self, now: Instant, hw: &mut H) {
-        if self.phase != Phase::Off {
+        if !matches!(self.phase, Phase::Off) {
             self.deactivate(hw);
             self.phase = Phase::Cooling;
             self.deadline = Some(now + self.cfg.off_time);
@@ -407,7 +417,7 @@ impl<'a> Session<'a> {
         self.phase = Phase::Off;
         self.params = None;
         self.reset_line_state();
-        // The T=1 reader goes with the card; keep the buffer.
+        // The protocol engine goes with the card; keep the buffer.
         let buffer = self.engine.take();
         self.engine = Engine::Bare(buffer);
     }
@@ -431,7 +441,7 @@ impl<'a> Session<'a> {
                 atr::ClockStop::Low | atr::ClockStop::NoPreference
             )
         });
-        if self.phase == Phase::Ready && allowed && !self.clock_stopped {
+        if matches!(self.phase, Phase::Ready) && allowed && !self.clock_stopped {
             hw.set_clock(false);
             self.clock_stopped = true;
         }
@@ -440,7 +450,7 @@ impl<'a> Session<'a> {
 
     /// Restart a stopped clock; the first transmission waits 700 cycles (§6.3.2).
     pub fn restart_clock<H: CardContacts>(&mut self, now: Instant, hw: &mut H) {
-        if self.clock_stopped && self.phase != Phase::Off {
+        if self.clock_stopped && !matches!(self.phase, Phase::Off) {
             hw.set_clock(true);
             self.clock_stopped = false;
             let resume = now + self.span(Cycles::whole(CLOCK_RESUME_CYCLES));
@@ -653,10 +663,7 @@ impl<'a> Session<'a> {
                 .get(off..off.saturating_add(len))
                 .unwrap_or_default(),
             TxSource::Small { len } => self.tx_small.get(..len).unwrap_or_default(),
-            TxSource::Reader => match &self.engine {
-                Engine::T1(r) => r.pending_transmit().unwrap_or_default(),
-                Engine::Bare(_) => &[],
-            },
+            TxSource::Engine => self.engine.pending_transmit(),
         };
         let count = bytes.len();
         if hw.transmit(bytes).is_err() {
@@ -730,11 +737,7 @@ impl<'a> Session<'a> {
                 parity,
                 multiplier,
             } => self.on_relay_bytes(now, len, parity, multiplier, bytes),
-            Phase::T0 {
-                cmd_len,
-                transcript,
-                data_len,
-            } => self.on_t0_bytes(now, cmd_len, transcript, data_len, bytes, hw),
+            Phase::T0 => self.on_t0_bytes(now, bytes, hw),
             Phase::Probe { attempt, len } => self.on_probe_bytes(now, attempt, len, bytes),
         }
     }
@@ -758,9 +761,8 @@ impl<'a> Session<'a> {
             Phase::Relay {
                 len, multiplier, ..
             } => self.on_relay_bytes(now, len, true, multiplier, &[0]),
-            Phase::T0 { .. } => {
-                self.phase = Phase::Ready;
-                self.deadline = None;
+            Phase::T0 => {
+                self.end_exchange();
                 Some(Outcome::Failed(XfrError::Parity))
             }
             Phase::Probe { attempt, len } => self.on_probe_bytes(now, attempt, len, &[0]),
@@ -832,8 +834,8 @@ impl<'a> Session<'a> {
                     Some(Outcome::Response { len })
                 }
             }
-            Phase::T0 { .. } => {
-                self.phase = Phase::Ready;
+            Phase::T0 => {
+                self.end_exchange();
                 Some(Outcome::Failed(XfrError::Mute))
             }
             Phase::Probe { attempt, len } => {
@@ -879,24 +881,26 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Back to idle after an exchange that did not complete: nothing pending, and the T=1
+    /// Back to idle after an exchange that did not complete: nothing pending, the T=1
     /// reader out of its transaction (its sequence numbers restart; the card follows after
-    /// its error recovery, §11.6.3.2).
+    /// its error recovery, §11.6.3.2), the T=0 reader out of its exchange.
     fn end_exchange(&mut self) {
-        if self.phase != Phase::Off {
+        if !matches!(self.phase, Phase::Off) {
             self.phase = Phase::Ready;
         }
         self.deadline = None;
         self.deferred = None;
         self.after_tx = None;
         self.transmitting = false;
-        if let Engine::T1(reader) = &mut self.engine {
-            if !reader.is_idle() {
-                reader.reset();
-            }
+        match &mut self.engine {
+            Engine::T1(reader) if !reader.is_idle() => reader.reset(),
+            Engine::T0(reader) => reader.reset(),
+            _ => {}
         }
     }
 
+    // Out of line: measured smaller firmware (see `Bridge::on_message`).
+    #[inline(never)]
     fn activation_failed<H: CardContacts>(
         &mut self,
         _now: Instant,
@@ -1126,7 +1130,11 @@ impl<'a> Session<'a> {
             cgt_etu,
         });
         match params.protocol {
-            CardProtocol::T0 => Some(self.ready()),
+            CardProtocol::T0 => {
+                let buffer = self.engine.take();
+                self.engine = Engine::T0(t0::Reader::new(t0::Config::default(), buffer));
+                Some(self.ready())
+            }
             CardProtocol::T1 => {
                 let buffer = self.engine.take();
                 let config = t1::Config::new(params.ifsc, params.edc);
@@ -1244,7 +1252,7 @@ impl<'a> Session<'a> {
             if matches!(self.phase, Phase::T1Apdu { .. }) {
                 self.phase = Phase::T1Apdu { heard: false };
             }
-            return self.send(now, TxSource::Reader, wait.unwrap_or(Duration::ZERO), hw);
+            return self.send(now, TxSource::Engine, wait.unwrap_or(Duration::ZERO), hw);
         }
         self.deadline = wait.map(|w| now + w);
         Ok(())
@@ -1326,34 +1334,27 @@ impl<'a> Session<'a> {
 
     // ---- T=0 ----
 
+    /// Start the T=0 exchange of the command `buffer()[..cmd_len]` (an APDU, or a TPDU at
+    /// TPDU level: the same bytes for cases 1 to 4S, ISO/IEC 7816-3 §12.2).
     fn start_t0<H: CardContacts>(
         &mut self,
         now: Instant,
         cmd_len: usize,
         hw: &mut H,
     ) -> Result<(), XfrError> {
-        if cmd_len > T0_RESPONSE_AT || self.buffer().len() <= T0_TRANSCRIPT_AT {
-            return Err(XfrError::BadCommand);
-        }
-        self.phase = Phase::T0 {
-            cmd_len,
-            transcript: 0,
-            data_len: 0,
+        let Engine::T0(reader) = &mut self.engine else {
+            return Err(XfrError::Hardware);
         };
-        match self.t0_replay(cmd_len, 0, 0) {
-            Replay::Send(source) => {
-                let wait = self.wt();
-                self.send(now, source, wait, hw)
-            }
-            Replay::Failed(e) => {
-                self.phase = Phase::Ready;
-                Err(e)
-            }
-            Replay::Wait { .. } | Replay::Done { .. } => {
-                self.phase = Phase::Ready;
-                Err(XfrError::Protocol)
-            }
+        // A refused command: not a short APDU, an INS that T=0 cannot carry, or an Ne beyond
+        // the buffer (which the bridge's buffers always hold).
+        match reader.transmit(cmd_len) {
+            Ok(t0::Action::Send(_)) => {}
+            Ok(_) => return Err(XfrError::Protocol),
+            Err(_) => return Err(XfrError::BadCommand),
         }
+        self.phase = Phase::T0;
+        let wait = self.wt();
+        self.send(now, TxSource::Engine, wait, hw)
     }
 
     fn wt(&self) -> Duration {
@@ -1363,158 +1364,48 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Characters from a T=0 card, through the engine (ISO/IEC 7816-3 §10.3.3). A NULL byte
+    /// or data re-arm WT; the engine's header or data go out after the turnaround.
+    // Out of line: measured smaller firmware (see `Bridge::on_message`).
+    #[inline(never)]
     fn on_t0_bytes<H: CardContacts>(
         &mut self,
         now: Instant,
-        cmd_len: usize,
-        transcript: usize,
-        data_len: usize,
         bytes: &[u8],
         hw: &mut H,
     ) -> Option<Outcome> {
-        // Append the characters to the transcript.
-        let start = T0_TRANSCRIPT_AT.saturating_add(transcript);
-        let end = start.saturating_add(bytes.len());
-        match self.engine.buf_mut().get_mut(start..end) {
-            Some(dst) => dst.copy_from_slice(bytes),
-            None => return Some(self.fail_exchange(now, XfrError::Overrun, hw)),
-        }
-        let new_len = transcript + bytes.len();
-        match self.t0_replay(cmd_len, new_len, transcript) {
-            Replay::Wait { data } => {
-                // A NULL procedure byte (§10.3.3) changes nothing: drop it from the transcript
-                // so a card that sends NULLs for minutes does not fill it.
-                let kept = if bytes == [t0::NULL] && data == data_len {
-                    transcript
-                } else {
-                    new_len
-                };
-                self.phase = Phase::T0 {
-                    cmd_len,
-                    transcript: kept,
-                    data_len: data,
-                };
+        let Engine::T0(reader) = &mut self.engine else {
+            return Some(self.fail_exchange(now, XfrError::Hardware, hw));
+        };
+        let done = match reader.receive(bytes) {
+            Ok(t0::Action::Wait) => return None,
+            Ok(t0::Action::ArmWt) => {
                 self.deadline = Some(now + self.wt());
-                None
+                return None;
             }
-            Replay::Send(source) => {
-                self.phase = Phase::T0 {
-                    cmd_len,
-                    transcript: new_len,
-                    data_len,
-                };
+            Ok(t0::Action::Send(_)) => {
                 let wait = self.wt();
-                match self.send(now, source, wait, hw) {
+                return match self.send(now, TxSource::Engine, wait, hw) {
                     Ok(()) => None,
                     Err(e) => Some(self.fail_exchange(now, e, hw)),
-                }
+                };
             }
-            Replay::Done { data, sw } => {
-                self.phase = Phase::Ready;
-                self.deadline = None;
-                let buf = self.engine.buf_mut();
-                let end = T0_RESPONSE_AT.saturating_add(data);
-                if end > buf.len() || data.saturating_add(2) > buf.len() {
-                    return Some(Outcome::Failed(XfrError::Overrun));
-                }
-                buf.copy_within(T0_RESPONSE_AT..end, 0);
-                if let Some(dst) = buf.get_mut(data..data + 2) {
-                    dst.copy_from_slice(&sw);
-                }
-                Some(Outcome::Response { len: data + 2 })
+            Ok(t0::Action::Done(response)) => response,
+            Err(t0::Error::ResponseOverflow) => {
+                return Some(self.fail_exchange(now, XfrError::Overrun, hw))
             }
-            Replay::Failed(e) => Some(self.fail_exchange(now, e, hw)),
-        }
-    }
-
-    /// Run the T=0 engine over the command and the transcript of the card's characters.
-    ///
-    /// The T=0 engine borrows its command and response buffers for its whole life, so it
-    /// cannot be kept between events next to the buffer it borrows. Instead it is rebuilt on
-    /// each event and fed the transcript again, one character per call; it is deterministic,
-    /// so it arrives in the same state. Only the characters from `fresh` on are new: an action
-    /// the engine asks for before the last of them means the card did not wait for the reader
-    /// (the engine's `UnexpectedByte`). The cost is quadratic in the transcript (a few
-    /// thousand steps per exchange); only cards that offer T=0 alone take this path.
-    fn t0_replay(&mut self, cmd_len: usize, transcript: usize, fresh: usize) -> Replay {
-        let buf = self.engine.buf_mut();
-        let (command, rest) = buf.split_at_mut(T0_RESPONSE_AT.min(buf.len()));
-        let (response, trail) = rest.split_at_mut(T0_RESPONSE_LEN.min(rest.len()));
-        let Some(command) = command.get(..cmd_len) else {
-            return Replay::Failed(XfrError::BadCommand);
+            Err(_) => return Some(self.fail_exchange(now, XfrError::Protocol, hw)),
         };
-        let Some(trail) = trail.get(..transcript) else {
-            return Replay::Failed(XfrError::Overrun);
-        };
-        let command_range = command.as_ptr_range();
-        let mut reader = match t0::Reader::new(command, response, t0::Config::default()) {
-            Ok(r) => r,
-            Err(_) => return Replay::Failed(XfrError::BadCommand),
-        };
-        let mut last = match reader.start() {
-            Ok(action) => Step::of(action, &command_range, &mut self.tx_small),
-            Err(_) => return Replay::Failed(XfrError::BadCommand),
-        };
-        for (i, &b) in trail.iter().enumerate() {
-            if i > fresh && !matches!(last, Step::Wait) {
-                return Replay::Failed(XfrError::Protocol);
+        self.phase = Phase::Ready;
+        self.deadline = None;
+        // The data are at the start of the buffer: SW1 SW2 follow them.
+        let len = done.len;
+        match self.engine.buf_mut().get_mut(len..len.saturating_add(2)) {
+            Some(sw) => {
+                sw.copy_from_slice(&[done.sw1, done.sw2]);
+                Some(Outcome::Response { len: len + 2 })
             }
-            last = match reader.receive(core::slice::from_ref(&b)) {
-                Ok(action) => Step::of(action, &command_range, &mut self.tx_small),
-                Err(t0::Error::ResponseOverflow) => return Replay::Failed(XfrError::Overrun),
-                Err(_) => return Replay::Failed(XfrError::Protocol),
-            };
-        }
-        match last {
-            Step::Wait => Replay::Wait {
-                data: reader.data().len(),
-            },
-            Step::Send(source) => Replay::Send(source),
-            Step::Done { data, sw } => Replay::Done { data, sw },
-        }
-    }
-}
-
-/// What the replayed T=0 engine asks for after the last character.
-enum Replay {
-    Wait { data: usize },
-    Send(TxSource),
-    Done { data: usize, sw: [u8; 2] },
-    Failed(XfrError),
-}
-
-enum Step {
-    Wait,
-    Send(TxSource),
-    Done { data: usize, sw: [u8; 2] },
-}
-
-impl Step {
-    /// Where the bytes of a T=0 `Send` are: in the command (data) or the engine's header,
-    /// which is copied to the small array.
-    fn of(action: t0::Action<'_>, command: &core::ops::Range<*const u8>, small: &mut [u8]) -> Step {
-        match action {
-            t0::Action::Wait | t0::Action::ArmWt => Step::Wait,
-            t0::Action::Done(r) => Step::Done {
-                data: r.len,
-                sw: [r.sw1, r.sw2],
-            },
-            t0::Action::Send(bytes) => {
-                let start = bytes.as_ptr();
-                if command.contains(&start) || (bytes.is_empty() && start == command.end) {
-                    let off = (start as usize).saturating_sub(command.start as usize);
-                    Step::Send(TxSource::Buffer {
-                        off,
-                        len: bytes.len(),
-                    })
-                } else {
-                    let len = bytes.len().min(small.len());
-                    if let (Some(dst), Some(src)) = (small.get_mut(..len), bytes.get(..len)) {
-                        dst.copy_from_slice(src);
-                    }
-                    Step::Send(TxSource::Small { len })
-                }
-            }
+            None => Some(Outcome::Failed(XfrError::Overrun)),
         }
     }
 }

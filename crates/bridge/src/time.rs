@@ -36,6 +36,9 @@ impl Instant {
     }
 
     /// `self + d`, saturating at the end of time.
+    // Out of line: a 64-bit saturating add is a dozen Thumb instructions, and the bridge adds
+    // durations to instants in some twenty places (the firmware's flash budget).
+    #[inline(never)]
     pub const fn saturating_add(self, d: Duration) -> Instant {
         Instant(self.0.saturating_add(d.0))
     }

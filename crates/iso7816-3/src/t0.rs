@@ -17,10 +17,12 @@
 //! to a command that expects data, it re-issues the same header with P3 = xx
 //! (§12.2.3, ISO/IEC 7816-4 §5.3.2).
 //!
-//! The engine never does I/O and never reads a clock: the driver calls [`Reader::start`], then
-//! [`Reader::receive`] with whatever bytes arrive (in any chunking) and [`Reader::wt_expired`]
-//! when the waiting time WT (§10.2, [`crate::rate::Timing::wt`]) passes, and does what each
-//! [`Action`] says. The response data land in the caller's buffer.
+//! The engine never does I/O and never reads a clock. It keeps the APDU buffer it is lent
+//! (owned, generic like [`crate::t1::Reader`]'s), so a driver keeps it between events: the
+//! command goes into [`Reader::buffer_mut`], [`Reader::transmit`] starts the exchange, then the
+//! driver calls [`Reader::receive`] with whatever bytes arrive (in any chunking) and
+//! [`Reader::wt_expired`] when the waiting time WT (§10.2, [`crate::rate::Timing::wt`]) passes,
+//! and does what each [`Action`] says. The response data land at the start of the same buffer.
 //!
 //! Out of scope: extended-length APDUs, refused with [`Error::ExtendedApdu`]. T=0 carries
 //! cases 3E and 4E only inside ENVELOPE commands (§12.2.7, §12.2.8), whose use is application
@@ -67,12 +69,12 @@ pub enum Error {
     /// A byte arrived while the card should wait for the reader (after an ACK or ~INS that
     /// asks the reader to send, or after SW2).
     UnexpectedByte(u8),
-    /// The response data do not fit in the caller's buffer.
+    /// The response data do not fit in the lent buffer.
     ResponseOverflow,
     /// More command headers than [`Config::max_commands`] (61xx or 6Cxx loop).
     TooManyCommands,
-    /// An event the engine does not take in its state: `start` twice, bytes or a deadline
-    /// before `start`, any event after the end.
+    /// An event the engine does not take in its state: `transmit` during an exchange, bytes
+    /// or a deadline when no exchange is in progress.
     OutOfSequence,
 }
 
@@ -189,7 +191,7 @@ impl Default for Config {
     }
 }
 
-/// The end of a successful exchange: `len` data bytes at the start of the caller's buffer,
+/// The end of a successful exchange: `len` data bytes at the start of the lent buffer,
 /// and the status word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -214,13 +216,14 @@ impl Response {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Action<'a> {
     /// Send these bytes to the card, then arm WT from the leading edge of the last one
-    /// (§10.2) and wait for bytes.
+    /// (§10.2) and wait for bytes. [`Reader::pending_transmit`] gives them again until the
+    /// next call.
     Send(&'a [u8]),
     /// Bytes were taken: re-arm WT from the last byte received and wait for more.
     ArmWt,
     /// Nothing happened (an empty chunk): keep the current deadline and wait.
     Wait,
-    /// The exchange is over: the data are in the buffer, the status word is here.
+    /// The exchange is over: the data are at the start of the buffer, the status word is here.
     Done(Response),
 }
 
@@ -237,7 +240,7 @@ enum Tpdu {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// Not started.
+    /// No exchange yet.
     Idle,
     /// Waiting for a procedure byte.
     Procedure,
@@ -247,8 +250,21 @@ enum State {
     Receiving { remaining: usize },
     /// After ~INS on an incoming TPDU: one data byte to come.
     ReceivingOne,
-    /// Over (done or failed).
+    /// The last exchange is over (done or failed).
     Finished,
+}
+
+/// The bytes of the last [`Action::Send`], for [`Reader::pending_transmit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    Nothing,
+    /// The TPDU header.
+    Header,
+    /// Command data: `buffer[from..to]`.
+    Data {
+        from: usize,
+        to: usize,
+    },
 }
 
 /// What a byte asks for.
@@ -259,15 +275,34 @@ enum Step {
     Done(Response),
 }
 
-/// The T=0 reader engine for one command APDU. See the [module documentation](self).
-#[derive(Debug)]
-pub struct Reader<'c, 'r> {
-    command: &'c [u8],
-    case: Case,
-    response: &'r mut [u8],
-    /// Data bytes stored in `response`.
-    received: usize,
+/// The T=0 reader engine. See the [module documentation](self).
+///
+/// The APDU buffer `B` is lent by the caller (an array, a `&mut [u8]`, ...) and kept by the
+/// engine, which can therefore live as long as the card session, next to nothing else. It holds
+/// the command, then the response data: the data of GET RESPONSE land from its start, over the
+/// command, whose data have all gone out by then (§12.2.5: in case 4S the card gives its data
+/// only once it has the command's). The engine itself holds one TPDU header.
+///
+/// # Call sequence
+///
+/// 1. `Reader::new(config, buffer)`.
+/// 2. For each command APDU: write it to [`Reader::buffer_mut`], call
+///    [`Reader::transmit`]`(len)`: it returns [`Action::Send`] with the first TPDU header.
+/// 3. Send the bytes of each [`Action::Send`] (or fetch them again with
+///    [`Reader::pending_transmit`]) and arm WT after the last; feed the card's bytes to
+///    [`Reader::receive`] (any chunking) and a passed WT to [`Reader::wt_expired`].
+/// 4. The exchange ends with [`Action::Done`] (the data are [`Reader::data`], the start of the
+///    buffer) or an error. Either way the reader takes the next command (step 2).
+///
+/// [`Reader::reset`] abandons an exchange in progress (the card was deactivated).
+#[derive(Debug, Clone)]
+pub struct Reader<B> {
+    buf: B,
     config: Config,
+    /// The case of the command of the exchange in progress or the last one.
+    case: Option<Case>,
+    /// Response data bytes stored at the start of `buf`.
+    received: usize,
     /// The header of the current TPDU.
     header: [u8; 5],
     current: Tpdu,
@@ -275,12 +310,113 @@ pub struct Reader<'c, 'r> {
     transferred: usize,
     state: State,
     headers_sent: u8,
+    pending: Pending,
 }
 
-impl<'c, 'r> Reader<'c, 'r> {
-    /// Prepare the exchange of `command` (a short APDU) with the response data going to
-    /// `response`. Fails on a malformed or extended APDU, or an INS of 0x6X / 0x9X.
-    pub fn new(command: &'c [u8], response: &'r mut [u8], config: Config) -> Result<Self, Error> {
+impl<B: AsRef<[u8]> + AsMut<[u8]>> Reader<B> {
+    /// A reader engine with `config` and the APDU buffer `buffer` (its length bounds the
+    /// command and the response data).
+    pub fn new(config: Config, buffer: B) -> Self {
+        Reader {
+            buf: buffer,
+            config,
+            case: None,
+            received: 0,
+            header: [0; 5],
+            current: Tpdu::NoData,
+            transferred: 0,
+            state: State::Idle,
+            headers_sent: 0,
+            pending: Pending::Nothing,
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The APDU buffer: after [`Action::Done`], the response data at its start.
+    pub fn buffer(&self) -> &[u8] {
+        self.buf.as_ref()
+    }
+
+    /// The APDU buffer, to write the next command into. Writing into it during an exchange
+    /// changes the command data still to be sent.
+    pub fn buffer_mut(&mut self) -> &mut [u8] {
+        self.buf.as_mut()
+    }
+
+    /// Gives the lent buffer back.
+    pub fn into_buffer(self) -> B {
+        self.buf
+    }
+
+    /// The case of the command of the exchange in progress (or of the last one); `None`
+    /// before the first, or when the last command was refused.
+    pub fn case(&self) -> Option<Case> {
+        self.case
+    }
+
+    /// The response data received so far (the start of the buffer).
+    pub fn data(&self) -> &[u8] {
+        self.buf.as_ref().get(..self.received).unwrap_or_default()
+    }
+
+    /// True when no exchange is in progress and [`Reader::transmit`] takes a command.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Idle | State::Finished)
+    }
+
+    /// True once an exchange is over (done or failed), until the next one starts.
+    pub fn is_finished(&self) -> bool {
+        self.state == State::Finished
+    }
+
+    /// The bytes of the last [`Action::Send`], until the next call that changes the engine.
+    pub fn pending_transmit(&self) -> Option<&[u8]> {
+        match self.pending {
+            Pending::Nothing => None,
+            Pending::Header => Some(&self.header),
+            Pending::Data { from, to } => self.buf.as_ref().get(from..to),
+        }
+    }
+
+    /// Abandon the exchange in progress, if any (the card was reset or deactivated): the
+    /// reader is idle, as new, with its buffer and configuration.
+    pub fn reset(&mut self) {
+        self.case = None;
+        self.received = 0;
+        self.current = Tpdu::NoData;
+        self.transferred = 0;
+        self.state = State::Idle;
+        self.headers_sent = 0;
+        self.pending = Pending::Nothing;
+    }
+
+    /// Start the exchange of the command APDU `buffer()[..len]` (a short APDU): returns the
+    /// TPDU header to send (§10.3.2 and §12.2: P3 = 00 for case 1, Le for case 2S, Lc for
+    /// cases 3S and 4S). Fails on a malformed or extended APDU, an INS of 0x6X / 0x9X, or a
+    /// buffer too short for Ne, which end the exchange; and with [`Error::OutOfSequence`]
+    /// while an exchange is in progress, which changes nothing.
+    pub fn transmit(&mut self, len: usize) -> Result<Action<'_>, Error> {
+        if !self.is_idle() {
+            return Err(Error::OutOfSequence);
+        }
+        self.reset();
+        let prepared = self.prepare(len);
+        match prepared.and_then(|(header, tpdu)| self.issue(header, tpdu)) {
+            Ok(()) => {
+                self.pending = Pending::Header;
+                Ok(Action::Send(&self.header))
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// The case and the first TPDU of the command `buffer()[..len]`.
+    fn prepare(&mut self, len: usize) -> Result<([u8; 5], Tpdu), Error> {
+        let command = self.buf.as_ref().get(..len).ok_or(Error::MalformedApdu)?;
         let case = Case::of(command)?;
         let ins = command
             .get(field::INS)
@@ -289,49 +425,12 @@ impl<'c, 'r> Reader<'c, 'r> {
         if matches!(ins & 0xF0, 0x60 | 0x90) {
             return Err(Error::InvalidIns(ins));
         }
-        Ok(Reader {
-            command,
-            case,
-            response,
-            received: 0,
-            config,
-            header: [0; 5],
-            current: Tpdu::NoData,
-            transferred: 0,
-            state: State::Idle,
-            headers_sent: 0,
-        })
-    }
-
-    /// The case of the command.
-    pub fn case(&self) -> Case {
-        self.case
-    }
-
-    /// The response data received so far.
-    pub fn data(&self) -> &[u8] {
-        self.response.get(..self.received).unwrap_or_default()
-    }
-
-    /// Whether the exchange is over (done or failed).
-    pub fn is_finished(&self) -> bool {
-        self.state == State::Finished
-    }
-
-    /// Start: returns the TPDU header to send (§10.3.2 and §12.2: P3 = 00 for case 1, Le for
-    /// case 2S, Lc for cases 3S and 4S).
-    pub fn start(&mut self) -> Result<Action<'_>, Error> {
-        if self.state != State::Idle {
-            return Err(Error::OutOfSequence);
-        }
         let mut header = [0; 5];
-        if let (Some(dst), Some(src)) = (
-            header.get_mut(field::HEADER),
-            self.command.get(field::HEADER),
-        ) {
+        if let (Some(dst), Some(src)) = (header.get_mut(field::HEADER), command.get(field::HEADER))
+        {
             dst.copy_from_slice(src);
         }
-        let (p3, tpdu) = match self.case {
+        let (p3, tpdu) = match case {
             Case::Case1 => (0, Tpdu::NoData),
             Case::Case2 { ne } => (
                 ne as u8,
@@ -349,17 +448,16 @@ impl<'c, 'r> Reader<'c, 'r> {
         if let Some(slot) = header.get_mut(field::P3) {
             *slot = p3; // for Ne = 256, `ne as u8` is 0x00 as §12.2.3 wants
         }
-        match self.issue(header, tpdu) {
-            Ok(()) => Ok(Action::Send(&self.header)),
-            Err(e) => Err(self.fail(e)),
-        }
+        self.case = Some(case);
+        Ok((header, tpdu))
     }
 
     /// Bytes from the card (any number, any chunking). An error ends the exchange.
     pub fn receive(&mut self, bytes: &[u8]) -> Result<Action<'_>, Error> {
-        if matches!(self.state, State::Idle | State::Finished) {
+        if self.is_idle() {
             return Err(Error::OutOfSequence);
         }
+        self.pending = Pending::Nothing;
         let mut outcome = Step::Continue;
         for &byte in bytes {
             if !matches!(outcome, Step::Continue) {
@@ -374,11 +472,17 @@ impl<'c, 'r> Reader<'c, 'r> {
         Ok(match outcome {
             Step::Continue if bytes.is_empty() => Action::Wait,
             Step::Continue => Action::ArmWt,
-            Step::SendHeader => Action::Send(&self.header),
-            Step::SendData { from, to } => match self.command.get(from..to) {
-                Some(data) => Action::Send(data),
-                None => return Err(self.fail(Error::MalformedApdu)),
-            },
+            Step::SendHeader => {
+                self.pending = Pending::Header;
+                Action::Send(&self.header)
+            }
+            Step::SendData { from, to } => {
+                if to > self.buf.as_ref().len() {
+                    return Err(self.fail(Error::MalformedApdu));
+                }
+                self.pending = Pending::Data { from, to };
+                Action::Send(self.buf.as_ref().get(from..to).unwrap_or_default())
+            }
             Step::Done(response) => {
                 self.state = State::Finished;
                 Action::Done(response)
@@ -387,10 +491,10 @@ impl<'c, 'r> Reader<'c, 'r> {
     }
 
     /// WT passed without a byte from the card (§10.2): the exchange failed with
-    /// [`Error::Timeout`]. Returns the error ([`Error::OutOfSequence`] before start or after
-    /// the end).
+    /// [`Error::Timeout`]. Returns the error ([`Error::OutOfSequence`] when no exchange is in
+    /// progress).
     pub fn wt_expired(&mut self) -> Error {
-        if matches!(self.state, State::Idle | State::Finished) {
+        if self.is_idle() {
             return Error::OutOfSequence;
         }
         self.fail(Error::Timeout)
@@ -398,6 +502,7 @@ impl<'c, 'r> Reader<'c, 'r> {
 
     fn fail(&mut self, error: Error) -> Error {
         self.state = State::Finished;
+        self.pending = Pending::Nothing;
         error
     }
 
@@ -407,7 +512,7 @@ impl<'c, 'r> Reader<'c, 'r> {
             return Err(Error::TooManyCommands);
         }
         if let Tpdu::Incoming { len } = tpdu {
-            if len > self.response.len().saturating_sub(self.received) {
+            if len > self.buf.as_ref().len().saturating_sub(self.received) {
                 return Err(Error::ResponseOverflow);
             }
         }
@@ -421,7 +526,8 @@ impl<'c, 'r> Reader<'c, 'r> {
 
     fn store(&mut self, byte: u8) -> Result<(), Error> {
         let slot = self
-            .response
+            .buf
+            .as_mut()
             .get_mut(self.received)
             .ok_or(Error::ResponseOverflow)?;
         *slot = byte;
@@ -490,11 +596,12 @@ impl<'c, 'r> Reader<'c, 'r> {
 
     /// SW1 SW2 received: done, or GET RESPONSE on 61xx, or re-issue on 6Cxx (§12.2).
     fn status(&mut self, sw1: u8, sw2: u8) -> Result<Step, Error> {
-        let expects_data = matches!(self.case, Case::Case2 { .. } | Case::Case4 { .. });
+        let expects_data = matches!(self.case, Some(Case::Case2 { .. } | Case::Case4 { .. }));
         match sw1 {
             // 61xx: xx more bytes are available (00: 256 or more), §12.2.3 to §12.2.5.
             0x61 if expects_data => {
-                let still_wanted = usize::from(self.case.ne()).saturating_sub(self.received);
+                let ne = self.case.map_or(0, Case::ne);
+                let still_wanted = usize::from(ne).saturating_sub(self.received);
                 if still_wanted == 0 {
                     return Ok(self.done(sw1, sw2));
                 }
@@ -572,14 +679,11 @@ mod tests {
 
     #[test]
     fn invalid_ins_is_refused() {
-        let mut buf = [0u8; 4];
-        assert_eq!(
-            Reader::new(&[0, 0x62, 0, 0], &mut buf, Config::default()).err(),
-            Some(Error::InvalidIns(0x62))
-        );
-        assert_eq!(
-            Reader::new(&[0, 0x9F, 0, 0], &mut buf, Config::default()).err(),
-            Some(Error::InvalidIns(0x9F))
-        );
+        for ins in [0x62, 0x9F] {
+            let mut reader = Reader::new(Config::default(), [0, ins, 0, 0]);
+            assert_eq!(reader.transmit(4), Err(Error::InvalidIns(ins)));
+            assert!(reader.is_finished());
+            assert_eq!(reader.case(), None);
+        }
     }
 }

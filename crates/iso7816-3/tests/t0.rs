@@ -21,6 +21,13 @@ enum Line<'a> {
 }
 use Line::{Card, Reader as Rdr};
 
+/// A reader with a buffer of `len` bytes (at least the command's) holding `command`.
+fn reader_for(command: &[u8], len: usize, config: Config) -> Reader<Vec<u8>> {
+    let mut buf = vec![0u8; len.max(command.len())];
+    buf[..command.len()].copy_from_slice(command);
+    Reader::new(config, buf)
+}
+
 /// Run a transcript; `byte_by_byte` feeds each card line one byte at a time.
 /// Returns the outcome and the response data.
 fn run(
@@ -28,12 +35,12 @@ fn run(
     transcript: &[Line],
     byte_by_byte: bool,
 ) -> (Result<Response, Error>, Vec<u8>) {
-    let mut buf = [0u8; 300];
-    let mut reader = Reader::new(command, &mut buf, Config::default()).unwrap();
-    let mut to_send: Option<Vec<u8>> = match reader.start().unwrap() {
+    let mut reader = reader_for(command, 300, Config::default());
+    let mut to_send: Option<Vec<u8>> = match reader.transmit(command.len()).unwrap() {
         Action::Send(bytes) => Some(bytes.to_vec()),
-        other => panic!("start gave {other:?}"),
+        other => panic!("transmit gave {other:?}"),
     };
+    assert_eq!(reader.pending_transmit(), to_send.as_deref());
     let mut outcome = None;
     for (i, line) in transcript.iter().enumerate() {
         match *line {
@@ -55,6 +62,7 @@ fn run(
                         Ok(Action::Send(b)) => {
                             assert!(last, "line {i}: send before the end of the card's bytes");
                             to_send = Some(b.to_vec());
+                            assert_eq!(reader.pending_transmit(), to_send.as_deref());
                         }
                         Ok(Action::Done(r)) => {
                             assert!(last, "line {i}: done before the end of the card's bytes");
@@ -295,11 +303,9 @@ fn status_words_end_the_exchange() {
 
 #[test]
 fn timeout() {
-    let mut buf = [0u8; 8];
-    let mut reader =
-        Reader::new(&[0x00, 0xB0, 0x00, 0x00, 0x02], &mut buf, Config::default()).unwrap();
+    let mut reader = reader_for(&[0x00, 0xB0, 0x00, 0x00, 0x02], 8, Config::default());
     assert_eq!(
-        reader.start(),
+        reader.transmit(5),
         Ok(Action::Send(&[0x00, 0xB0, 0x00, 0x00, 0x02]))
     );
     assert_eq!(reader.receive(&[0x60]), Ok(Action::ArmWt));
@@ -349,14 +355,8 @@ fn protocol_violations() {
 
 #[test]
 fn bytes_while_the_card_should_listen() {
-    let mut buf = [0u8; 8];
-    let mut reader = Reader::new(
-        &[0x00, 0xD6, 0x00, 0x00, 0x01, 0xAA],
-        &mut buf,
-        Config::default(),
-    )
-    .unwrap();
-    reader.start().unwrap();
+    let mut reader = reader_for(&[0x00, 0xD6, 0x00, 0x00, 0x01, 0xAA], 8, Config::default());
+    reader.transmit(6).unwrap();
     assert_eq!(
         reader.receive(&[0xD6, 0x90]),
         Err(Error::UnexpectedByte(0x90))
@@ -365,44 +365,42 @@ fn bytes_while_the_card_should_listen() {
 
 #[test]
 fn commands_t0_cannot_carry() {
-    let mut buf = [0u8; 8];
     let cfg = Config::default();
-    assert_eq!(
-        Reader::new(&[0x00, 0xB0, 0x00, 0x00, 0x00, 0x01, 0x00], &mut buf, cfg).err(),
-        Some(Error::ExtendedApdu)
-    );
-    assert_eq!(
-        Reader::new(&[0x00, 0x6A, 0x00, 0x00], &mut buf, cfg).err(),
-        Some(Error::InvalidIns(0x6A))
-    );
-    assert_eq!(
-        Reader::new(&[0x00, 0xB0], &mut buf, cfg).err(),
-        Some(Error::MalformedApdu)
-    );
+    for (command, error) in [
+        (
+            &[0x00, 0xB0, 0x00, 0x00, 0x00, 0x01, 0x00][..],
+            Error::ExtendedApdu,
+        ),
+        (&[0x00, 0x6A, 0x00, 0x00], Error::InvalidIns(0x6A)),
+        (&[0x00, 0xB0], Error::MalformedApdu),
+    ] {
+        let mut reader = reader_for(command, 8, cfg);
+        assert_eq!(reader.transmit(command.len()), Err(error));
+        assert!(reader.is_finished() && reader.is_idle());
+        assert_eq!(reader.pending_transmit(), None);
+    }
+    // A command longer than the buffer.
+    let mut reader = Reader::new(cfg, [0u8; 4]);
+    assert_eq!(reader.transmit(5), Err(Error::MalformedApdu));
 }
 
 #[test]
 fn response_overflow() {
-    let mut buf = [0u8; 8];
-    let mut reader =
-        Reader::new(&[0x00, 0xB0, 0x00, 0x00, 0x10], &mut buf, Config::default()).unwrap();
-    assert_eq!(reader.start(), Err(Error::ResponseOverflow));
-    let mut buf = [0u8; 8];
-    let mut reader =
-        Reader::new(&[0x00, 0xB0, 0x00, 0x00, 0x04], &mut buf, Config::default()).unwrap();
-    reader.start().unwrap();
+    let mut reader = reader_for(&[0x00, 0xB0, 0x00, 0x00, 0x10], 8, Config::default());
+    assert_eq!(reader.transmit(5), Err(Error::ResponseOverflow));
+    let mut reader = reader_for(&[0x00, 0xB0, 0x00, 0x00, 0x04], 8, Config::default());
+    reader.transmit(5).unwrap();
     assert_eq!(reader.receive(&[0x6C, 0x09]), Err(Error::ResponseOverflow));
 }
 
 #[test]
 fn looping_card_ends_in_too_many_commands() {
-    let mut buf = [0u8; 16];
     let config = Config {
         get_response_cla: 0x00,
         max_commands: 4,
     };
-    let mut reader = Reader::new(&[0x00, 0xB0, 0x00, 0x00, 0x04], &mut buf, config).unwrap();
-    reader.start().unwrap();
+    let mut reader = reader_for(&[0x00, 0xB0, 0x00, 0x00, 0x04], 16, config);
+    reader.transmit(5).unwrap();
     for _ in 0..3 {
         assert_eq!(
             reader.receive(&[0x6C, 0x04]),
@@ -414,16 +412,97 @@ fn looping_card_ends_in_too_many_commands() {
 
 #[test]
 fn get_response_class_is_configurable() {
-    let mut buf = [0u8; 256];
     let config = Config {
         get_response_cla: 0x80,
         ..Config::default()
     };
-    let mut reader = Reader::new(&[0x80, 0xCA, 0x00, 0x00, 0x00], &mut buf, config).unwrap();
-    reader.start().unwrap();
+    let mut reader = reader_for(&[0x80, 0xCA, 0x00, 0x00, 0x00], 256, config);
+    reader.transmit(5).unwrap();
     assert_eq!(
         reader.receive(&[0x61, 0x02]),
         Ok(Action::Send(&[0x80, 0xC0, 0x00, 0x00, 0x02]))
+    );
+}
+
+/// One reader, kept like a driver keeps it: consecutive exchanges in the same lent buffer, the
+/// response data of each at its start.
+#[test]
+fn one_reader_serves_consecutive_exchanges() {
+    let mut buf = [0u8; 32];
+    let mut reader = Reader::new(Config::default(), &mut buf[..]);
+    assert!(reader.is_idle() && !reader.is_finished());
+    assert_eq!(reader.case(), None);
+
+    // Case 4: SELECT with data, 61 02, GET RESPONSE; the response lands over the command.
+    reader.buffer_mut()[..7].copy_from_slice(&[0x00, 0xA4, 0x04, 0x00, 0x01, 0x3F, 0x00]);
+    assert_eq!(
+        reader.transmit(7),
+        Ok(Action::Send(&[0x00, 0xA4, 0x04, 0x00, 0x01]))
+    );
+    assert_eq!(reader.case(), Some(Case::Case4 { nc: 1, ne: 256 }));
+    assert!(!reader.is_idle());
+    assert_eq!(reader.receive(&[0xA4]), Ok(Action::Send(&[0x3F])));
+    assert_eq!(reader.pending_transmit(), Some(&[0x3F][..]));
+    assert_eq!(
+        reader.receive(&[0x61, 0x02]),
+        Ok(Action::Send(&[0x00, 0xC0, 0x00, 0x00, 0x02]))
+    );
+    let done = reader.receive(&[0xC0, 0xAB, 0xCD, 0x90, 0x00]);
+    assert_eq!(
+        done,
+        Ok(Action::Done(Response {
+            len: 2,
+            sw1: 0x90,
+            sw2: 0x00
+        }))
+    );
+    assert_eq!(reader.data(), [0xAB, 0xCD]);
+    assert_eq!(reader.buffer()[..2], [0xAB, 0xCD]);
+    assert!(reader.is_idle() && reader.is_finished());
+    assert_eq!(reader.pending_transmit(), None);
+
+    // Case 1 next, in the same buffer.
+    reader.buffer_mut()[..4].copy_from_slice(&[0x00, 0x44, 0x00, 0x00]);
+    assert_eq!(
+        reader.transmit(4),
+        Ok(Action::Send(&[0x00, 0x44, 0x00, 0x00, 0x00]))
+    );
+    assert_eq!(reader.data(), []);
+    assert!(!reader.is_finished());
+    assert!(matches!(reader.receive(&[0x90, 0x00]), Ok(Action::Done(_))));
+}
+
+#[test]
+fn transmit_during_an_exchange_is_out_of_sequence() {
+    let mut reader = reader_for(&[0x00, 0xB0, 0x00, 0x00, 0x02], 8, Config::default());
+    reader.transmit(5).unwrap();
+    assert_eq!(reader.transmit(5), Err(Error::OutOfSequence));
+    // The exchange in progress goes on undisturbed.
+    assert_eq!(
+        reader.pending_transmit(),
+        Some(&[0x00, 0xB0, 0x00, 0x00, 0x02][..])
+    );
+    assert_eq!(reader.receive(&[0xB0, 0x01, 0x02]), Ok(Action::ArmWt));
+    assert!(matches!(reader.receive(&[0x90, 0x00]), Ok(Action::Done(_))));
+    assert_eq!(reader.data(), [0x01, 0x02]);
+}
+
+#[test]
+fn reset_abandons_the_exchange() {
+    let mut reader = reader_for(&[0x00, 0xB0, 0x00, 0x00, 0x02], 8, Config::default());
+    reader.transmit(5).unwrap();
+    assert_eq!(reader.receive(&[0xB0, 0x01]), Ok(Action::ArmWt));
+    reader.reset();
+    assert!(reader.is_idle() && !reader.is_finished());
+    assert_eq!(reader.data(), []);
+    assert_eq!(reader.pending_transmit(), None);
+    assert_eq!(reader.receive(&[0x02]), Err(Error::OutOfSequence));
+    assert_eq!(reader.wt_expired(), Error::OutOfSequence);
+    // The buffer still holds the command's header: it can be sent again.
+    reader.buffer_mut()[..5].copy_from_slice(&[0x00, 0xB0, 0x00, 0x00, 0x02]);
+    assert_eq!(
+        reader.transmit(5),
+        Ok(Action::Send(&[0x00, 0xB0, 0x00, 0x00, 0x02]))
     );
 }
 
@@ -481,9 +560,9 @@ proptest! {
         ),
         buf_len in 0usize..300,
     ) {
-        let mut buf = vec![0u8; buf_len];
-        let mut reader = Reader::new(&command, &mut buf, Config::default()).unwrap();
-        let mut finished = reader.start().is_err();
+        let mut reader = reader_for(&command, buf_len, Config::default());
+        let buf_len = reader.buffer().len();
+        let mut finished = reader.transmit(command.len()).is_err();
         let mut steps = 0;
         for event in &events {
             if finished {
@@ -527,10 +606,9 @@ proptest! {
         let data_in = match case { Case::Case3 { nc } | Case::Case4 { nc, .. } => command[5..5 + nc as usize].to_vec(), _ => vec![] };
         let ne = usize::from(case.ne());
         let answer = &answer[..answer.len().min(ne)];
-        let mut buf = vec![0u8; 256];
-        let mut reader = Reader::new(&command, &mut buf, Config::default()).unwrap();
+        let mut reader = reader_for(&command, 261, Config::default());
         let mut choice = choices.iter().cycle().copied();
-        let header = match reader.start().unwrap() { Action::Send(h) => h.to_vec(), other => panic!("{other:?}") };
+        let header = match reader.transmit(command.len()).unwrap() { Action::Send(h) => h.to_vec(), other => panic!("{other:?}") };
         prop_assert_eq!(&header[..4], &command[..4]);
 
         // The card's side, scripted: take the command data, then give the answer in one TPDU.
