@@ -241,7 +241,6 @@ impl<S: Storage> Applet<S> {
             return Ok(Reply::sw(sw::CLA_NOT_SUPPORTED));
         }
         let ne = command.ne();
-        let extended = command.is_extended();
         // Command chaining, ISO 7816-4 §5.3.3: gather the parts, answer 9000 to all but the last.
         let chained = cla & 0x10 != 0;
         let data: Vec<u8>;
@@ -277,7 +276,6 @@ impl<S: Storage> Applet<S> {
             p2,
             data: &data,
             ne,
-            extended,
         };
         let reply = self.execute(&request)?;
         Ok(self.limit_to_ne(reply, &request))
@@ -929,14 +927,12 @@ impl<S: Storage> Applet<S> {
         if !self.user_authenticated {
             return Ok(Err(sw::SECURITY_STATUS));
         }
-        let object = if id == 0 {
+        if id == 0 {
             // The device key is used only for authentication, not by SIGN (GUESS).
             return Ok(Err(sw::SECURITY_STATUS));
-        } else {
-            match self.state.keys.get(&id) {
-                Some(o) => o.clone(),
-                None => return Ok(Err(sw::REFERENCED_DATA_NOT_FOUND)),
-            }
+        }
+        let Some(object) = self.state.keys.get(&id).cloned() else {
+            return Ok(Err(sw::REFERENCED_DATA_NOT_FOUND));
         };
         if let Some(list) = &object.algorithms {
             if !list.contains(&alg) {
@@ -1012,17 +1008,15 @@ impl<S: Storage> Applet<S> {
             return Ok(Reply::sw(sw::REFERENCED_DATA_NOT_FOUND));
         };
         let dkek = Zeroizing::new(dkek);
-        let algorithms = match self.state.keys.get(&r.p1) {
-            Some(o) => o.algorithms.clone(),
-            None if self.user_authenticated => {
-                return Ok(Reply::sw(sw::REFERENCED_DATA_NOT_FOUND));
-            }
-            None => return Ok(Reply::sw(sw::SECURITY_STATUS)),
-        };
         let key = match self.use_key(r.p1, 0x92)? {
             Ok(k) => k,
             Err(sw) => return Ok(Reply::sw(sw)),
         };
+        let algorithms = self
+            .state
+            .keys
+            .get(&r.p1)
+            .and_then(|o| o.algorithms.clone());
         let blob = crypto::wrap(
             &dkek,
             &key,
@@ -1100,8 +1094,6 @@ struct Request<'a> {
     data: &'a [u8],
     /// Ne: the maximum response length the host accepts (0 = none).
     ne: usize,
-    #[allow(dead_code)]
-    extended: bool,
 }
 
 fn pin_mut(state: &mut CardState, which: PinRef) -> &mut PinState {
