@@ -395,6 +395,9 @@ pub struct ControllerConfig {
     pub timeout: Duration,
     /// How many times a request is sent again after a timeout.
     pub retries: u8,
+    /// Whether it has `INSERT` and `EJECT` (PROTOCOL.md §3.3a), the optional requests that
+    /// push a card into or pull it out of a powered board's socket. Default false.
+    pub hot_swap: bool,
 }
 
 /// Default controller baud rate.
@@ -705,6 +708,7 @@ mod raw {
         pub baud: Option<Spanned<u32>>,
         pub timeout_ms: Option<Spanned<u32>>,
         pub retries: Option<Spanned<u8>>,
+        pub hot_swap: Option<bool>,
     }
 
     #[derive(Deserialize)]
@@ -1043,6 +1047,7 @@ impl Checker<'_> {
             retries: c
                 .retries
                 .map_or(DEFAULT_CONTROLLER_RETRIES, Spanned::into_inner),
+            hot_swap: c.hot_swap.unwrap_or(false),
         })
     }
 
@@ -1107,6 +1112,13 @@ impl Checker<'_> {
                 ),
             );
         };
+        if firmware == FirmwareProfile::Stock && backend == BackendKind::Virtual {
+            return self.clash(
+                b.firmware.span(),
+                key("firmware"),
+                "a virtual board runs Tessera's bridge: the stock firmware exists only on real boards",
+            );
+        }
         let probe = match &b.probe {
             None => None,
             Some(_) if backend == BackendKind::Virtual => {

@@ -12,8 +12,11 @@
 //! - [`real::RealBackend`]: the real rig (controller, uhubctl hub ports, USB through
 //!   `tessera-host`, probe-rs behind the `probe` feature).
 //!
-//! The virtual backend (virtual boards running the bridge, virtual cards, virtual USB and
-//! clock) comes next, on `crates/board`.
+//! - [`virtual_rig::VirtualBackend`]: the virtual rig (virtual boards running the real bridge
+//!   code from `crates/board`, virtual cards in card files, virtual USB, the virtual
+//!   controller in-process, one modelled clock).
+//!
+//! [`Rig::open`] builds the rig a rig file describes, on the backend it names.
 //!
 //! What it does not know: the SmartCard-HSM command set and CCID (transports come from
 //! `tessera-host`), the board's firmware, what the suites test. Only this crate knows about rig
@@ -23,11 +26,12 @@
 
 pub mod config;
 pub mod controller;
-mod probe;
+pub mod probe;
 pub mod real;
 mod rig;
+pub mod virtual_rig;
 
 pub use rig::{
-    Backend, CardPins, LogLevel, LogRecord, Missing, Need, PowerState, Rig, RigError, RigErrorKind,
-    UsbSighting, Via,
+    ApduOnly, Backend, CardPins, CcidLink, LinkReport, LogLevel, LogRecord, Missing, Need,
+    PowerState, Rig, RigError, RigErrorKind, RigTransport, TransportOptions, UsbSighting, Via,
 };

@@ -18,14 +18,18 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tessera_host::{CcidConfig, Connection, DeviceChoice, OpenError, ReaderChoice, UsbDeviceInfo};
-use tessera_sc_hsm::{Transport, TransportError, TransportErrorKind};
+use tessera_sc_hsm::{TransportError, TransportErrorKind};
 
 use crate::config::{Board, HubConfig, PowerSwitch, RigDescription, SimSwitch, Slot, UsbId};
+use crate::controller::protocol::MAX_EJECT_DELAY_MS;
 use crate::controller::{
     ClientConfig, ControllerClient, ControllerError, HelloInfo, Link, SerialLink,
 };
 use crate::probe::Probes;
-use crate::rig::{Backend, LogRecord, Need, RigError, UsbSighting, Via};
+use crate::rig::{
+    ApduOnly, Backend, CcidLink, LogRecord, Need, RigError, RigTransport, TransportOptions,
+    UsbSighting, Via,
+};
 
 type SharedClient = Arc<Mutex<ControllerClient<Box<dyn Link + Send>>>>;
 
@@ -201,6 +205,33 @@ impl Backend for RealBackend {
         }
     }
 
+    fn insert_sim(&mut self, board: &Board, slot: &Slot) -> Result<(), RigError> {
+        match board.sim {
+            SimSwitch::Controller(mux) => Ok(self.client()?.insert_sim(mux, slot.position)?),
+            SimSwitch::None => Err(RigError::Backend {
+                message: format!("board {} has no SIM switch", board.name),
+            }),
+        }
+    }
+
+    fn pull_sim(&mut self, board: &Board, after: Duration) -> Result<(), RigError> {
+        let delay_ms = u16::try_from(after.as_millis())
+            .ok()
+            .filter(|d| *d <= MAX_EJECT_DELAY_MS)
+            .ok_or_else(|| RigError::Backend {
+                message: format!(
+                    "board {}: a SIM can be pulled at most {MAX_EJECT_DELAY_MS} ms ahead",
+                    board.name
+                ),
+            })?;
+        match board.sim {
+            SimSwitch::Controller(mux) => Ok(self.client()?.eject_sim(mux, delay_ms)?),
+            SimSwitch::None => Err(RigError::Backend {
+                message: format!("board {} has no SIM switch", board.name),
+            }),
+        }
+    }
+
     fn all_off(&mut self) -> Result<(), RigError> {
         let mut first_error = None;
         if let Some(shared) = &self.controller {
@@ -266,24 +297,40 @@ impl Backend for RealBackend {
         }
     }
 
-    fn open_transport(&mut self, board: &Board, via: Via) -> Result<Box<dyn Transport>, RigError> {
-        let connection = match via {
-            Via::Usb => Connection::Usb(
-                board.usb.path.as_ref().map_or(
+    fn open_transport(
+        &mut self,
+        board: &Board,
+        via: Via,
+        options: TransportOptions,
+    ) -> Result<Box<dyn RigTransport>, RigError> {
+        let failed = |e: OpenError| RigError::Transport {
+            board: board.name.clone(),
+            via,
+            source: match e {
+                OpenError::Transport(t) => t,
+                other => TransportError::new(TransportErrorKind::ReaderGone, other.to_string()),
+            },
+        };
+        match via {
+            Via::Usb => {
+                let choice = board.usb.path.as_ref().map_or(
                     DeviceChoice::VidPid(board.usb.id.vid, board.usb.id.pid),
                     |p| DeviceChoice::Path(p.clone()),
-                ),
-                CcidConfig::default(),
-            ),
+                );
+                let mut config = CcidConfig::default();
+                if let Some(t) = options.response_timeout {
+                    config.timeout = t;
+                }
+                let transport = tessera_host::usb::open(&choice, config).map_err(failed)?;
+                Ok(Box::new(CcidLink(transport)))
+            }
             Via::Pcsc => {
                 // libccid names a reader after the device's USB serial string, which is the
                 // card's serial: that is what tells two boards apart in PC/SC.
                 let serial = Self::sighting(board).and_then(|d| d.serial);
-                match serial {
-                    Some(serial) if !serial.is_empty() => {
-                        Connection::Pcsc(ReaderChoice::Name(serial))
-                    }
-                    _ if self.boards == 1 => Connection::Pcsc(ReaderChoice::Default),
+                let choice = match serial {
+                    Some(serial) if !serial.is_empty() => ReaderChoice::Name(serial),
+                    _ if self.boards == 1 => ReaderChoice::Default,
                     _ => {
                         return Err(RigError::Transport {
                             board: board.name.clone(),
@@ -294,17 +341,11 @@ impl Backend for RealBackend {
                             ),
                         })
                     }
-                }
+                };
+                let transport = tessera_host::open(&Connection::Pcsc(choice)).map_err(failed)?;
+                Ok(Box::new(ApduOnly(transport)))
             }
-        };
-        tessera_host::open(&connection).map_err(|e| RigError::Transport {
-            board: board.name.clone(),
-            via,
-            source: match e {
-                OpenError::Transport(t) => t,
-                other => TransportError::new(TransportErrorKind::ReaderGone, other.to_string()),
-            },
-        })
+        }
     }
 
     fn flash(&mut self, board: &Board, elf: &Path) -> Result<(), RigError> {
@@ -316,16 +357,22 @@ impl Backend for RealBackend {
     }
 
     fn lacks(&self, board: &Board, need: Need) -> Option<String> {
-        match need {
-            Need::Probe | Need::Log => {
-                if board.probe.is_none() {
-                    Some(format!("the rig file gives {} no probe", board.name))
-                } else {
-                    Probes::unavailable()
-                }
+        lacks(board, need)
+    }
+}
+
+/// What a real board lacks whatever the hardware does (the rig file's part is checked by
+/// `Rig`), and why.
+pub(crate) fn lacks(board: &Board, need: Need) -> Option<String> {
+    match need {
+        Need::Probe | Need::Log => {
+            if board.probe.is_none() {
+                Some(format!("the rig file gives {} no probe", board.name))
+            } else {
+                Probes::unavailable()
             }
-            _ => None,
         }
+        _ => None,
     }
 }
 

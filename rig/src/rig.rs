@@ -36,6 +36,111 @@ impl fmt::Display for Via {
     }
 }
 
+/// How a transport is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TransportOptions {
+    /// How long the host waits for each CCID response before giving up (and per time
+    /// extension, times its multiplier); `None`: the driver's default (60 s). Only transports
+    /// that speak CCID themselves ([`Via::Usb`]) can set it; PC/SC ignores it.
+    pub response_timeout: Option<Duration>,
+}
+
+/// What the host can see of the link under the APDUs. Only a transport that speaks CCID
+/// itself ([`Via::Usb`]) sees it; through PC/SC these are `None` and 0.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LinkReport {
+    /// The CCID exchange level in use ("TPDU", "short APDU", "extended APDU").
+    pub exchange: Option<&'static str>,
+    /// The card's IFSC and the host's IFSD on the T=1 link, at TPDU level (where the host
+    /// runs T=1 itself).
+    pub ifsc_ifsd: Option<(u8, u8)>,
+    /// `bmFindexDindex` of the reader's GetParameters answer: the rate the PPS reached.
+    pub findex_dindex: Option<u8>,
+    /// CCID time extensions the reader sent since the transport was opened.
+    pub time_extensions: u64,
+    /// S(WTX request)s the card sent through the reader that the host's T=1 engine answered
+    /// (TPDU level: the T=1 waiting time extension travels to the host as a block).
+    pub wtx_requests: u64,
+}
+
+/// A transport to a board's card, as [`Rig::open_transport`] gives it: APDUs, plus what the
+/// host can see of the link.
+pub trait RigTransport: Transport {
+    /// What the host sees of the link now (it may ask the reader: GetParameters).
+    fn link_report(&mut self) -> Result<LinkReport, TransportError>;
+}
+
+/// A [`RigTransport`] over tessera-host's CCID transport.
+#[derive(Debug)]
+pub struct CcidLink<P: tessera_host::UsbPipe>(pub tessera_host::CcidTransport<P>);
+
+impl<P: tessera_host::UsbPipe> Transport for CcidLink<P> {
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.0.transmit(command)
+    }
+    fn atr(&mut self) -> Result<Vec<u8>, TransportError> {
+        self.0.atr()
+    }
+    fn reset(&mut self) -> Result<(), TransportError> {
+        self.0.reset()
+    }
+    fn supports_extended_length(&self) -> bool {
+        self.0.supports_extended_length()
+    }
+}
+
+impl<P: tessera_host::UsbPipe> RigTransport for CcidLink<P> {
+    fn link_report(&mut self) -> Result<LinkReport, TransportError> {
+        use tessera_host::ccid::ExchangeMode;
+        let exchange = match self.0.mode() {
+            ExchangeMode::Tpdu => "TPDU",
+            ExchangeMode::ShortApdu => "short APDU",
+            ExchangeMode::ExtendedApdu => "extended APDU",
+        };
+        let ifsc_ifsd = self.0.t1_sizes();
+        let time_extensions = self.0.reader().time_extensions();
+        let wtx_requests = self.0.wtx_requests();
+        let findex_dindex = self.0.reader().t1_parameters()?.map(|p| p.findex_dindex);
+        Ok(LinkReport {
+            exchange: Some(exchange),
+            ifsc_ifsd,
+            findex_dindex,
+            time_extensions,
+            wtx_requests,
+        })
+    }
+}
+
+/// A [`RigTransport`] that sees nothing under the APDUs (PC/SC).
+pub struct ApduOnly(pub Box<dyn Transport>);
+
+impl fmt::Debug for ApduOnly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApduOnly")
+    }
+}
+
+impl Transport for ApduOnly {
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.0.transmit(command)
+    }
+    fn atr(&mut self) -> Result<Vec<u8>, TransportError> {
+        self.0.atr()
+    }
+    fn reset(&mut self) -> Result<(), TransportError> {
+        self.0.reset()
+    }
+    fn supports_extended_length(&self) -> bool {
+        self.0.supports_extended_length()
+    }
+}
+
+impl RigTransport for ApduOnly {
+    fn link_report(&mut self) -> Result<LinkReport, TransportError> {
+        Ok(LinkReport::default())
+    }
+}
+
 /// What a test needs from the rig; [`Rig::check`] says whether it has it, and if not, why (so
 /// the test reports itself ignored with that reason).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,6 +166,9 @@ pub enum Need {
     Transport(Via),
     /// One of our firmware profiles (the stock firmware cannot be flashed or asked for logs).
     TesseraFirmware,
+    /// A card pushed into, or pulled out of, the board's socket while it is powered
+    /// ([`Rig::insert_sim`], [`Rig::pull_sim`]; PROTOCOL.md §3.3a).
+    HotSwap,
 }
 
 impl fmt::Display for Need {
@@ -76,6 +184,7 @@ impl fmt::Display for Need {
             Need::Log => f.write_str("the board's log"),
             Need::Transport(via) => write!(f, "a {via} transport"),
             Need::TesseraFirmware => f.write_str("Tessera firmware"),
+            Need::HotSwap => f.write_str("SIM insertion and removal while powered"),
         }
     }
 }
@@ -365,8 +474,34 @@ pub trait Backend {
     /// Connects `slot`'s position (or nothing) to `board`'s SIM socket, break-before-make.
     fn select_sim(&mut self, board: &Board, slot: Option<&Slot>) -> Result<(), RigError>;
 
+    /// Connects `slot`'s position to `board`'s empty SIM socket while the board may be
+    /// powered (make only). Only called when [`lacks`](Backend::lacks) says nothing for
+    /// [`Need::HotSwap`].
+    fn insert_sim(&mut self, board: &Board, slot: &Slot) -> Result<(), RigError> {
+        let _ = slot;
+        Err(RigError::Backend {
+            message: format!("board {}: this backend cannot insert a SIM", board.name),
+        })
+    }
+
+    /// Opens every contact of `board`'s SIM socket `after` from now (break only), while the
+    /// board may be powered. Only called when [`lacks`](Backend::lacks) says nothing for
+    /// [`Need::HotSwap`].
+    fn pull_sim(&mut self, board: &Board, after: Duration) -> Result<(), RigError> {
+        let _ = after;
+        Err(RigError::Backend {
+            message: format!("board {}: this backend cannot pull a SIM", board.name),
+        })
+    }
+
     /// Switches every board off.
     fn all_off(&mut self) -> Result<(), RigError>;
+
+    /// Lets `d` pass (wall time on a real rig, modelled time on the virtual one, where the
+    /// boards run meanwhile).
+    fn pause(&mut self, d: Duration) {
+        std::thread::sleep(d);
+    }
 
     /// Waits until `board` is enumerated on USB; [`RigError::Timeout`] if it is not within
     /// `timeout`.
@@ -381,7 +516,12 @@ pub trait Backend {
     fn wait_absent(&mut self, board: &Board, timeout: Duration) -> Result<(), RigError>;
 
     /// Opens a transport to the card behind `board` (which must be enumerated).
-    fn open_transport(&mut self, board: &Board, via: Via) -> Result<Box<dyn Transport>, RigError>;
+    fn open_transport(
+        &mut self,
+        board: &Board,
+        via: Via,
+        options: TransportOptions,
+    ) -> Result<Box<dyn RigTransport>, RigError>;
 
     /// Writes the ELF firmware image at `elf` to `board`, verifies it and resets the board.
     fn flash(&mut self, board: &Board, elf: &Path) -> Result<(), RigError>;
@@ -485,6 +625,34 @@ impl Rig {
             }
         }
         Ok(rig)
+    }
+
+    /// Opens the rig `description` describes, on the backend it names: the virtual rig keeps
+    /// its card files (and the PINs it made up) in `scratch`; the real rig opens its
+    /// controller's serial port.
+    pub fn open(description: RigDescription, scratch: &Path) -> Result<Rig, RigError> {
+        let backend: Box<dyn Backend> = match description.backend {
+            crate::config::BackendKind::Virtual => Box::new(
+                crate::virtual_rig::VirtualBackend::open(&description, scratch)?,
+            ),
+            crate::config::BackendKind::Real => {
+                Box::new(crate::real::RealBackend::open(&description)?)
+            }
+        };
+        Rig::new(description, backend)
+    }
+
+    /// The rig `description` describes, without touching it: [`check`](Rig::check) answers
+    /// from the rig file and the backend's kind alone (to plan which tests run, before any
+    /// hardware is opened); every other call fails.
+    pub fn offline(description: RigDescription) -> Rig {
+        let n = description.boards.len();
+        Rig {
+            backend: Box::new(Offline(description.backend)),
+            power: vec![PowerState::Unknown; n],
+            sim: vec![SimState::Unknown; n],
+            description,
+        }
     }
 
     /// The rig file it was built from.
@@ -591,8 +759,23 @@ impl Rig {
                 board.name,
                 FirmwareProfile::Stock
             )),
-            Need::Probe if board.probe.is_none() && self.description.backend == crate::config::BackendKind::Real => {
+            Need::Probe
+                if board.probe.is_none()
+                    && self.description.backend == crate::config::BackendKind::Real =>
+            {
                 Some(format!("the rig file gives {} no probe", board.name))
+            }
+            Need::HotSwap if !switches_sim => self.lacks(i, Need::SimSwitch),
+            Need::HotSwap
+                if self
+                    .description
+                    .controller
+                    .as_ref()
+                    .is_some_and(|c| !c.hot_swap) =>
+            {
+                Some(format!(
+                    "rig {rig}'s controller is not declared to have INSERT and EJECT (hot_swap = true)"
+                ))
             }
             _ => self.backend.lacks(board, need),
         }
@@ -707,6 +890,83 @@ impl Rig {
         Ok(())
     }
 
+    /// Pushes the card in slot `slot` into `board`'s empty socket, whether the board is on or
+    /// off: what a user does with a running token. Refused unless the socket is empty (as
+    /// this rig knows it) and the slot's card is on no other board.
+    pub fn insert_sim(&mut self, board: &str, slot: &str) -> Result<(), RigError> {
+        let i = self.index(board)?;
+        if let Some(reason) = self.lacks(i, Need::HotSwap) {
+            return Err(self.missing_because(i, Need::HotSwap, reason).into());
+        }
+        let s = self
+            .description
+            .slots
+            .iter()
+            .position(|x| x.name == slot)
+            .ok_or_else(|| self.unknown_slot(slot))?;
+        if self.sim.get(i) != Some(&SimState::Empty) {
+            return Err(RigError::Refused {
+                board: board.to_owned(),
+                reason: "its SIM socket is not empty: pull_sim or select_sim(None) first"
+                    .to_owned(),
+            });
+        }
+        if let Some(j) = self.sim.iter().position(|st| *st == SimState::Slot(s)) {
+            let other = self
+                .description
+                .boards
+                .get(j)
+                .map_or("?", |b| b.name.as_str());
+            return Err(RigError::Refused {
+                board: board.to_owned(),
+                reason: format!("slot {slot} is connected to board {other}"),
+            });
+        }
+        let result = match (
+            self.description.boards.get(i),
+            self.description.slots.get(s),
+        ) {
+            (Some(b), Some(sl)) => self.backend.insert_sim(b, sl),
+            _ => Err(self.unknown_board(board)),
+        };
+        self.after(result)?;
+        if let Some(st) = self.sim.get_mut(i) {
+            *st = SimState::Slot(s);
+        }
+        Ok(())
+    }
+
+    /// Pulls the card out of `board`'s socket `after` from now, whether the board is on or
+    /// off (start a command, then let the card leave in the middle of it). The rig counts the
+    /// socket as empty from this call on. Refused if it holds no card.
+    pub fn pull_sim(&mut self, board: &str, after: Duration) -> Result<(), RigError> {
+        let i = self.index(board)?;
+        if let Some(reason) = self.lacks(i, Need::HotSwap) {
+            return Err(self.missing_because(i, Need::HotSwap, reason).into());
+        }
+        if !matches!(self.sim.get(i), Some(SimState::Slot(_))) {
+            return Err(RigError::Refused {
+                board: board.to_owned(),
+                reason: "its SIM socket holds no card".to_owned(),
+            });
+        }
+        let result = match self.description.boards.get(i) {
+            Some(b) => self.backend.pull_sim(b, after),
+            None => Err(self.unknown_board(board)),
+        };
+        self.after(result)?;
+        if let Some(st) = self.sim.get_mut(i) {
+            *st = SimState::Empty;
+        }
+        Ok(())
+    }
+
+    /// Lets `d` pass on the rig's clock (wall time on a real rig, modelled time on the virtual
+    /// one), e.g. between polls.
+    pub fn pause(&mut self, d: Duration) {
+        self.backend.pause(d);
+    }
+
     /// Waits until `board` is enumerated on USB. [`RigErrorKind::Timeout`] if it is not
     /// within `timeout` (the expected outcome for a require-card board without a card).
     pub fn wait_enumerated(
@@ -738,16 +998,35 @@ impl Rig {
         &mut self,
         board: &str,
         via: Via,
-    ) -> Result<Box<dyn Transport>, RigError> {
+    ) -> Result<Box<dyn RigTransport>, RigError> {
+        self.open_transport_with(board, via, TransportOptions::default())
+    }
+
+    /// [`open_transport`](Rig::open_transport) with `options` (a response timeout).
+    pub fn open_transport_with(
+        &mut self,
+        board: &str,
+        via: Via,
+        options: TransportOptions,
+    ) -> Result<Box<dyn RigTransport>, RigError> {
         let i = self.index(board)?;
         if let Some(reason) = self.lacks(i, Need::Transport(via)) {
             return Err(self.missing_because(i, Need::Transport(via), reason).into());
         }
         let result = match self.description.boards.get(i) {
-            Some(b) => self.backend.open_transport(b, via),
+            Some(b) => self.backend.open_transport(b, via, options),
             None => Err(self.unknown_board(board)),
         };
         self.after(result)
+    }
+
+    /// The way applications reach `board`'s card on this rig: PC/SC where the backend has
+    /// it, else CCID over USB.
+    pub fn default_via(&self, board: &str) -> Via {
+        match self.check(board, Need::Transport(Via::Pcsc)) {
+            Ok(()) => Via::Pcsc,
+            Err(_) => Via::Usb,
+        }
     }
 
     /// Flashes the ELF image at `elf` to `board` (powered, with a probe), verifies it and
@@ -912,6 +1191,56 @@ impl Rig {
                 .map_or_else(String::new, |b| b.name.clone()),
             need,
             reason,
+        }
+    }
+}
+
+/// The backend of [`Rig::offline`]: it knows what its kind lacks, and does nothing.
+struct Offline(crate::config::BackendKind);
+
+impl Offline {
+    fn refuse(&self) -> RigError {
+        RigError::Backend {
+            message: "this rig was opened offline, to plan tests: it drives nothing".to_owned(),
+        }
+    }
+}
+
+impl Backend for Offline {
+    fn set_power(&mut self, _: &Board, _: bool) -> Result<(), RigError> {
+        Err(self.refuse())
+    }
+    fn select_sim(&mut self, _: &Board, _: Option<&Slot>) -> Result<(), RigError> {
+        Err(self.refuse())
+    }
+    fn all_off(&mut self) -> Result<(), RigError> {
+        // Nothing was switched on.
+        Ok(())
+    }
+    fn wait_enumerated(&mut self, _: &Board, _: Duration) -> Result<UsbSighting, RigError> {
+        Err(self.refuse())
+    }
+    fn wait_absent(&mut self, _: &Board, _: Duration) -> Result<(), RigError> {
+        Err(self.refuse())
+    }
+    fn open_transport(
+        &mut self,
+        _: &Board,
+        _: Via,
+        _: TransportOptions,
+    ) -> Result<Box<dyn RigTransport>, RigError> {
+        Err(self.refuse())
+    }
+    fn flash(&mut self, _: &Board, _: &Path) -> Result<(), RigError> {
+        Err(self.refuse())
+    }
+    fn take_log(&mut self, _: &Board) -> Result<Vec<LogRecord>, RigError> {
+        Err(self.refuse())
+    }
+    fn lacks(&self, board: &Board, need: Need) -> Option<String> {
+        match self.0 {
+            crate::config::BackendKind::Virtual => crate::virtual_rig::lacks(need),
+            crate::config::BackendKind::Real => crate::real::lacks(board, need),
         }
     }
 }

@@ -310,6 +310,32 @@ impl<L: Link> ControllerClient<L> {
         }
     }
 
+    /// Connects SIM `position` to mux `mux`, which must connect nothing, even while its
+    /// board is powered: a card pushed into a live socket (`INSERT`).
+    pub fn insert_sim(&mut self, mux: u8, position: u8) -> Result<(), ControllerError> {
+        let request = Request::Insert { mux, position };
+        match self.request(&request)? {
+            Reply::Insert {
+                mux: m,
+                position: p,
+            } if m == mux && p == position => Ok(()),
+            other => Err(self.unexpected(&request, &other)),
+        }
+    }
+
+    /// Opens every contact of mux `mux` `delay_ms` milliseconds after the reply, even while
+    /// its board is powered: a card pulled out of a live socket (`EJECT`).
+    pub fn eject_sim(&mut self, mux: u8, delay_ms: u16) -> Result<(), ControllerError> {
+        let request = Request::Eject { mux, delay_ms };
+        match self.request(&request)? {
+            Reply::Eject {
+                mux: m,
+                delay_ms: d,
+            } if m == mux && d == delay_ms => Ok(()),
+            other => Err(self.unexpected(&request, &other)),
+        }
+    }
+
     /// The controller's state; also a keep-alive for its watchdog.
     pub fn status(&mut self) -> Result<StatusInfo, ControllerError> {
         let request = Request::Status;

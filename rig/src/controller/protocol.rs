@@ -209,11 +209,30 @@ pub enum Request {
         /// The SIM position to connect, or none.
         position: Option<u8>,
     },
+    /// `INSERT <mux> <position>`: connects a position to a mux that connects nothing, even
+    /// while its board is powered (a card pushed into a live socket).
+    Insert {
+        /// The mux channel.
+        mux: u8,
+        /// The SIM position to connect.
+        position: u8,
+    },
+    /// `EJECT <mux> <delay_ms>`: opens every contact of the mux `delay_ms` after the reply,
+    /// even while its board is powered (a card pulled out of a live socket).
+    Eject {
+        /// The mux channel.
+        mux: u8,
+        /// Milliseconds from the reply to the break, at most [`MAX_EJECT_DELAY_MS`].
+        delay_ms: u16,
+    },
     /// `STATUS`: accepted at any time; also the host's keep-alive.
     Status,
     /// A request word this end does not know, kept whole (payload without the sequence number).
     Unknown(String),
 }
+
+/// The longest delay `EJECT` accepts, in milliseconds.
+pub const MAX_EJECT_DELAY_MS: u16 = 10_000;
 
 impl Request {
     /// Parses a frame's payload. An unknown word is [`Request::Unknown`]; a known word with
@@ -258,6 +277,34 @@ impl Request {
                 Ok(Request::Sim { mux, position })
             }
             ("SIM", _) => syntax(word, "expected SIM <mux> <position>|NONE"),
+            ("INSERT", [mux, position]) => {
+                let mux = parse_u8(mux)
+                    .map_or_else(|| syntax(word, "the mux is a number from 0 to 255"), Ok)?;
+                let position = parse_u8(position).map_or_else(
+                    || syntax(word, "the position is a number from 0 to 255"),
+                    Ok,
+                )?;
+                Ok(Request::Insert { mux, position })
+            }
+            ("INSERT", _) => syntax(word, "expected INSERT <mux> <position>"),
+            ("EJECT", [mux, delay]) => {
+                let mux = parse_u8(mux)
+                    .map_or_else(|| syntax(word, "the mux is a number from 0 to 255"), Ok)?;
+                let delay_ms = parse_number(delay, 5)
+                    .and_then(|d| u16::try_from(d).ok())
+                    .filter(|d| *d <= MAX_EJECT_DELAY_MS)
+                    .map_or_else(
+                        || {
+                            syntax(
+                                word,
+                                "the delay is a number of milliseconds from 0 to 10000",
+                            )
+                        },
+                        Ok,
+                    )?;
+                Ok(Request::Eject { mux, delay_ms })
+            }
+            ("EJECT", _) => syntax(word, "expected EJECT <mux> <delay_ms>"),
             ("STATUS", []) => Ok(Request::Status),
             ("STATUS", _) => syntax(word, "STATUS takes no arguments"),
             _ => Ok(Request::Unknown(payload.to_owned())),
@@ -270,6 +317,8 @@ impl Request {
             Request::Hello { .. } => "HELLO",
             Request::Power { .. } | Request::PowerAllOff => "POWER",
             Request::Sim { .. } => "SIM",
+            Request::Insert { .. } => "INSERT",
+            Request::Eject { .. } => "EJECT",
             Request::Status => "STATUS",
             Request::Unknown(payload) => payload.split(' ').next().unwrap_or_default(),
         }
@@ -283,6 +332,8 @@ impl fmt::Display for Request {
             Request::Power { channel, on } => write!(f, "POWER {channel} {}", on_off(*on)),
             Request::PowerAllOff => f.write_str("POWER ALL OFF"),
             Request::Sim { mux, position } => write!(f, "SIM {mux} {}", Position(*position)),
+            Request::Insert { mux, position } => write!(f, "INSERT {mux} {position}"),
+            Request::Eject { mux, delay_ms } => write!(f, "EJECT {mux} {delay_ms}"),
             Request::Status => f.write_str("STATUS"),
             Request::Unknown(payload) => f.write_str(payload),
         }
@@ -327,6 +378,10 @@ pub enum ErrorCode {
     Busy,
     /// `FAULT`: a hardware fault (the controller powered the channel off).
     Fault,
+    /// `CONNECTED`: `INSERT` on a mux that already connects a position.
+    Connected,
+    /// `EMPTY`: `EJECT` on a mux that connects nothing.
+    Empty,
     /// A code this end does not know, kept.
     Unknown(String),
 }
@@ -342,6 +397,8 @@ impl ErrorCode {
             "POWERED" => ErrorCode::Powered,
             "BUSY" => ErrorCode::Busy,
             "FAULT" => ErrorCode::Fault,
+            "CONNECTED" => ErrorCode::Connected,
+            "EMPTY" => ErrorCode::Empty,
             other => ErrorCode::Unknown(other.to_owned()),
         }
     }
@@ -358,6 +415,8 @@ impl fmt::Display for ErrorCode {
             ErrorCode::Powered => "POWERED",
             ErrorCode::Busy => "BUSY",
             ErrorCode::Fault => "FAULT",
+            ErrorCode::Connected => "CONNECTED",
+            ErrorCode::Empty => "EMPTY",
             ErrorCode::Unknown(code) => code,
         })
     }
@@ -417,6 +476,20 @@ pub enum Reply {
         mux: u8,
         /// What it now connects.
         position: Option<u8>,
+    },
+    /// `OK INSERT <mux> <position>`.
+    Insert {
+        /// The mux.
+        mux: u8,
+        /// The position now connected.
+        position: u8,
+    },
+    /// `OK EJECT <mux> <delay_ms>`.
+    Eject {
+        /// The mux.
+        mux: u8,
+        /// When its contacts open, in milliseconds from the reply.
+        delay_ms: u16,
     },
     /// `OK STATUS ...`.
     Status(StatusInfo),
@@ -524,6 +597,14 @@ impl Response {
                 Request::Sim { mux, position } => Ok(Reply::Sim { mux, position }),
                 _ => syntax(word, "expected OK SIM <mux> <position>|NONE"),
             },
+            ("INSERT", _) => match Request::parse(&format!("INSERT {}", args.join(" ")))? {
+                Request::Insert { mux, position } => Ok(Reply::Insert { mux, position }),
+                _ => syntax(word, "expected OK INSERT <mux> <position>"),
+            },
+            ("EJECT", _) => match Request::parse(&format!("EJECT {}", args.join(" ")))? {
+                Request::Eject { mux, delay_ms } => Ok(Reply::Eject { mux, delay_ms }),
+                _ => syntax(word, "expected OK EJECT <mux> <delay_ms>"),
+            },
             ("STATUS", _) => {
                 // An empty value is an empty list (a controller with no channels).
                 let power = field(args, "power").unwrap_or_default();
@@ -577,6 +658,12 @@ impl fmt::Display for Response {
             Response::Ok(Reply::Sim { mux, position }) => {
                 write!(f, "OK SIM {mux} {}", Position(*position))
             }
+            Response::Ok(Reply::Insert { mux, position }) => {
+                write!(f, "OK INSERT {mux} {position}")
+            }
+            Response::Ok(Reply::Eject { mux, delay_ms }) => {
+                write!(f, "OK EJECT {mux} {delay_ms}")
+            }
             Response::Ok(Reply::Status(s)) => {
                 let power: String = s
                     .power
@@ -628,6 +715,20 @@ mod tests {
     }
 
     #[test]
+    fn eject_delays_beyond_ten_seconds_are_a_syntax_error() {
+        assert!(Request::parse("EJECT 0 10001").is_err());
+        assert!(Request::parse("EJECT 0 -1").is_err());
+        assert!(Request::parse("INSERT 0").is_err());
+        assert_eq!(
+            Request::parse("EJECT 0 0").unwrap(),
+            Request::Eject {
+                mux: 0,
+                delay_ms: 0
+            }
+        );
+    }
+
+    #[test]
     fn lines_round_trip() {
         let requests = [
             Request::Hello { version: 1 },
@@ -648,11 +749,19 @@ mod tests {
                 mux: 0,
                 position: None,
             },
+            Request::Insert {
+                mux: 2,
+                position: 0,
+            },
+            Request::Eject {
+                mux: 0,
+                delay_ms: 10_000,
+            },
             Request::Status,
             Request::Unknown("FLY 1 2".into()),
         ];
         for (seq, request) in requests.iter().enumerate() {
-            let seq = u16::try_from(seq).unwrap() * 9000;
+            let seq = u16::try_from(seq).unwrap().wrapping_mul(6500);
             let line = Frame::encode(seq, request);
             let frame = Frame::parse(line.trim_end_matches('\n')).unwrap();
             assert_eq!(frame.seq, seq);
@@ -676,6 +785,14 @@ mod tests {
             Response::Ok(Reply::Sim {
                 mux: 1,
                 position: None,
+            }),
+            Response::Ok(Reply::Insert {
+                mux: 1,
+                position: 2,
+            }),
+            Response::Ok(Reply::Eject {
+                mux: 1,
+                delay_ms: 5,
             }),
             Response::Ok(Reply::Status(StatusInfo {
                 power: vec![true, false],

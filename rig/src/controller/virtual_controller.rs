@@ -89,6 +89,10 @@ pub struct VirtualController {
     /// twice.
     last: Option<(String, String)>,
     last_heard: Duration,
+    /// Scheduled `EJECT`s: (mux, when).
+    ejects: Vec<(u8, Duration)>,
+    /// The time of the line being handled (for `EJECT`'s delay).
+    now: Duration,
     events: Vec<SwitchEvent>,
 }
 
@@ -105,6 +109,8 @@ impl VirtualController {
             trips: 0,
             last: None,
             last_heard: Duration::ZERO,
+            ejects: Vec::new(),
+            now: Duration::ZERO,
             events: Vec::new(),
         }
     }
@@ -163,10 +169,26 @@ impl VirtualController {
     /// the watchdog period, everything goes off, the SIMs are disconnected and the session
     /// ends (PROTOCOL.md §6).
     pub fn poll(&mut self, now: Duration) {
+        self.now = self.now.max(now);
+        let due: Vec<u8> = self
+            .ejects
+            .iter()
+            .filter(|(_, at)| *at <= now)
+            .map(|(mux, _)| *mux)
+            .collect();
+        self.ejects.retain(|(_, at)| *at > now);
+        for mux in due {
+            if let Some(slot) = self.sim.get_mut(usize::from(mux)) {
+                if slot.take().is_some() {
+                    self.events.push(SwitchEvent::Disconnect { mux });
+                }
+            }
+        }
         let anything_on = self.power.iter().any(|on| *on);
         if anything_on && now.saturating_sub(self.last_heard) >= self.spec.watchdog {
             self.power.iter_mut().for_each(|on| *on = false);
             self.sim.iter_mut().for_each(|p| *p = None);
+            self.ejects.clear();
             self.session = false;
             self.last = None;
             self.trips = self.trips.saturating_add(1);
@@ -241,6 +263,7 @@ impl VirtualController {
                     }
                 }
                 // Break before make: open every contact, then connect the new position.
+                self.ejects.retain(|(m, _)| *m != mux);
                 self.events.push(SwitchEvent::Disconnect { mux });
                 if let Some(slot) = self.sim.get_mut(usize::from(mux)) {
                     *slot = None;
@@ -250,6 +273,45 @@ impl VirtualController {
                     }
                 }
                 Response::Ok(Reply::Sim { mux, position })
+            }
+            Request::Insert { mux, position } => {
+                if !self.session {
+                    return refuse(ErrorCode::Hello, "say HELLO first");
+                }
+                if mux >= self.spec.muxes {
+                    return refuse(ErrorCode::Range, "no such mux");
+                }
+                if position >= self.spec.positions {
+                    return refuse(ErrorCode::Range, "no such position");
+                }
+                if self.connected(mux).is_some() {
+                    return refuse(ErrorCode::Connected, "the mux connects a position already");
+                }
+                if self.sim.contains(&Some(position)) {
+                    return refuse(ErrorCode::Busy, "the position is connected to another mux");
+                }
+                if let Some(slot) = self.sim.get_mut(usize::from(mux)) {
+                    *slot = Some(position);
+                    self.events.push(SwitchEvent::Connect { mux, position });
+                }
+                Response::Ok(Reply::Insert { mux, position })
+            }
+            Request::Eject { mux, delay_ms } => {
+                if !self.session {
+                    return refuse(ErrorCode::Hello, "say HELLO first");
+                }
+                if mux >= self.spec.muxes {
+                    return refuse(ErrorCode::Range, "no such mux");
+                }
+                if self.connected(mux).is_none() {
+                    return refuse(ErrorCode::Empty, "the mux connects nothing");
+                }
+                self.ejects.retain(|(m, _)| *m != mux);
+                let at = self.now + Duration::from_millis(u64::from(delay_ms));
+                self.ejects.push((mux, at));
+                let now = self.now;
+                self.poll(now);
+                Response::Ok(Reply::Eject { mux, delay_ms })
             }
             Request::Unknown(_) => refuse(ErrorCode::Command, "unknown command"),
         }
@@ -383,6 +445,69 @@ mod tests {
             }
         ));
         assert_eq!(c.connected(0), Some(2));
+    }
+
+    #[test]
+    fn insert_and_eject_work_on_a_powered_board_only_as_make_or_break() {
+        let mut c = VirtualController::new(ControllerSpec::new(2, 2, 3));
+        answer(&mut c, 1, &Request::Hello { version: 1 }, 0);
+        let on = Request::Power {
+            channel: 0,
+            on: true,
+        };
+        answer(&mut c, 2, &on, 1);
+        c.take_events();
+        let insert = |position| Request::Insert { mux: 0, position };
+        assert_eq!(
+            answer(&mut c, 3, &insert(1), 2),
+            Response::Ok(Reply::Insert {
+                mux: 0,
+                position: 1
+            })
+        );
+        assert_eq!(
+            c.take_events(),
+            [SwitchEvent::Connect {
+                mux: 0,
+                position: 1
+            }]
+        );
+        // A second card cannot be pushed into an occupied socket.
+        assert!(matches!(
+            answer(&mut c, 4, &insert(2), 3),
+            Response::Err {
+                code: ErrorCode::Connected,
+                ..
+            }
+        ));
+        let eject = Request::Eject {
+            mux: 0,
+            delay_ms: 50,
+        };
+        assert_eq!(
+            answer(&mut c, 5, &eject, 10),
+            Response::Ok(Reply::Eject {
+                mux: 0,
+                delay_ms: 50
+            })
+        );
+        c.poll(Duration::from_millis(59));
+        assert_eq!(
+            c.connected(0),
+            Some(1),
+            "the break is 50 ms after the reply"
+        );
+        c.poll(Duration::from_millis(60));
+        assert_eq!(c.connected(0), None);
+        assert_eq!(c.take_events(), [SwitchEvent::Disconnect { mux: 0 }]);
+        assert!(c.is_powered(0), "ejecting does not switch power");
+        assert!(matches!(
+            answer(&mut c, 6, &eject, 61),
+            Response::Err {
+                code: ErrorCode::Empty,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use tessera_ccid::{
     check_response_to, Body, ChainParameter, ClassDescriptorRepr, CommandStatus, Features,
-    IccPowerOff, IccPowerOn, IccStatus, Message, MessageId, MessageRepr, PairingError, PowerSelect,
-    Reply, SlotError, Status, XfrBlock, HEADER_LEN,
+    GetParameters, IccPowerOff, IccPowerOn, IccStatus, Message, MessageId, MessageRepr,
+    PairingError, PowerSelect, ProtocolData, Reply, SlotError, Status, T1Parameters, XfrBlock,
+    HEADER_LEN,
 };
 use tessera_sc_hsm::{TransportError, TransportErrorKind};
 
@@ -133,6 +134,8 @@ pub(crate) struct Answer {
     pub status: Status,
     pub chain: ChainParameter,
     pub data: Vec<u8>,
+    /// The T=1 structure of a `Parameters` response.
+    pub t1: Option<T1Parameters>,
 }
 
 /// A CCID reader on a [`UsbPipe`]: requests numbered by `bSeq`, responses checked.
@@ -143,6 +146,7 @@ pub struct CcidReader<P> {
     config: CcidConfig,
     seq: u8,
     buffer: Vec<u8>,
+    time_extensions: u64,
 }
 
 impl<P: UsbPipe> CcidReader<P> {
@@ -159,6 +163,7 @@ impl<P: UsbPipe> CcidReader<P> {
             config,
             seq: 0,
             buffer: vec![0; max],
+            time_extensions: 0,
         }
     }
 
@@ -214,6 +219,19 @@ impl<P: UsbPipe> CcidReader<P> {
             ));
         }
         Ok(answer.data)
+    }
+
+    /// How many time extensions (§6.2.6) the reader has sent so far.
+    pub fn time_extensions(&self) -> u64 {
+        self.time_extensions
+    }
+
+    /// The protocol parameters in use (GetParameters, §6.1.5), if the reader reports T=1
+    /// parameters: `bmFindexDindex` says which rate a PPS reached.
+    pub fn t1_parameters(&mut self) -> Result<Option<T1Parameters>, TransportError> {
+        self.request(GetParameters::new().into())
+            .map(|a| a.t1)
+            .map_err(|f| f.into_transport("GetParameters"))
     }
 
     /// Powers the card off (IccPowerOff, §6.1.2).
@@ -300,6 +318,7 @@ impl<P: UsbPipe> CcidReader<P> {
                 Ok(Reply::TimeExtension { multiplier }) => {
                     // §6.2.6: the reader needs more time; wait `multiplier` more periods.
                     timeout = self.config.timeout * u32::from(multiplier.max(1));
+                    self.time_extensions = self.time_extensions.saturating_add(1);
                 }
                 Ok(Reply::Response(body)) => return answer_of(id, body),
                 Err(PairingError::WrongSeq { got, .. }) => {
@@ -386,10 +405,16 @@ fn out_of_step(id: MessageId, got: u8) -> TransportError {
 
 /// The fields of a final response, or its failure.
 fn answer_of(id: MessageId, body: Body<'_>) -> Result<Answer, Failure> {
+    let mut t1 = None;
     let (status, error, chain, data): (Status, SlotError, ChainParameter, &[u8]) = match body {
         Body::DataBlock(b) => (b.status, b.error, b.chain, b.data),
         Body::SlotStatus(b) => (b.status, b.error, ChainParameter::BeginsAndEnds, &[]),
-        Body::Parameters(b) => (b.status, b.error, ChainParameter::BeginsAndEnds, &[]),
+        Body::Parameters(b) => {
+            if let ProtocolData::T1(p) = b.protocol {
+                t1 = Some(p);
+            }
+            (b.status, b.error, ChainParameter::BeginsAndEnds, &[])
+        }
         Body::EscapeResponse(b) => (b.status, b.error, ChainParameter::BeginsAndEnds, b.data),
         Body::DataRateAndClockFrequency(b) => {
             (b.status, b.error, ChainParameter::BeginsAndEnds, &[])
@@ -407,6 +432,7 @@ fn answer_of(id: MessageId, body: Body<'_>) -> Result<Answer, Failure> {
             status,
             chain,
             data: data.to_vec(),
+            t1,
         }),
         CommandStatus::Failed => Err(Failure::Slot(SlotFailure {
             error,

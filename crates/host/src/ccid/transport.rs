@@ -42,6 +42,7 @@ pub struct CcidTransport<P> {
     mode: ExchangeMode,
     atr: Vec<u8>,
     t1: Option<Box<Reader<Vec<u8>>>>,
+    wtx_requests: u64,
 }
 
 /// An engine action with the block copied out, so the engine can be called again.
@@ -104,6 +105,7 @@ impl<P: UsbPipe> CcidTransport<P> {
             mode,
             atr: Vec::new(),
             t1: None,
+            wtx_requests: 0,
         };
         transport.start()?;
         Ok(transport)
@@ -122,6 +124,13 @@ impl<P: UsbPipe> CcidTransport<P> {
     /// IFSC and IFSD of the T=1 link (TPDU level only).
     pub fn t1_sizes(&self) -> Option<(u8, u8)> {
         self.t1.as_ref().map(|t| (t.ifsc(), t.ifsd()))
+    }
+
+    /// How many S(WTX request)s the card sent that this host's T=1 engine answered (TPDU
+    /// level only: at APDU level the reader answers them and may send CCID time extensions,
+    /// [`CcidReader::time_extensions`]).
+    pub fn wtx_requests(&self) -> u64 {
+        self.wtx_requests
     }
 
     /// Powers the card on and sets up the exchange level.
@@ -240,7 +249,12 @@ impl<P: UsbPipe> CcidTransport<P> {
     /// or garbled card (`ICC_MUTE`, `XFR_PARITY_ERROR`) is the BWT deadline passing, and the
     /// engine's error recovery (§11.6.3) takes over.
     fn drive(&mut self, first: Step) -> Result<Done, TransportError> {
-        let CcidTransport { reader, t1, .. } = self;
+        let CcidTransport {
+            reader,
+            t1,
+            wtx_requests,
+            ..
+        } = self;
         let engine = t1.as_mut().ok_or_else(|| {
             TransportError::new(TransportErrorKind::Other, "the T=1 link is not set up")
         })?;
@@ -256,8 +270,10 @@ impl<P: UsbPipe> CcidTransport<P> {
                         "T=1: unexpected resynchronisation",
                     ))
                 }
-                Some(ReaderEvent::WaitingTimeExtension(_) | ReaderEvent::IfscChanged(_)) | None => {
+                Some(ReaderEvent::WaitingTimeExtension(_)) => {
+                    *wtx_requests = wtx_requests.saturating_add(1);
                 }
+                Some(ReaderEvent::IfscChanged(_)) | None => {}
             }
             step = match step.transmit {
                 Some(block) => {

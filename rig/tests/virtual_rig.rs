@@ -1,0 +1,165 @@
+//! The virtual backend through the `Rig` API: boards boot (or not) on the card they are given,
+//! a card's state lives in its file across power cycles and boards, transports end with the
+//! enumeration they were opened on, hot insertion and a pull at a modelled instant.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tessera_rig::config::RigDescription;
+use tessera_rig::{Need, Rig, RigErrorKind, Via};
+use tessera_sc_hsm::{PinRole, PinStatus, ScHsm, TransportErrorKind};
+
+fn rig(scratch: &Path) -> Rig {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("virtual.toml");
+    let description = RigDescription::load(&path).expect("rig/virtual.toml");
+    Rig::open(description, scratch).expect("virtual rig")
+}
+
+#[test]
+fn require_card_board_stays_off_the_bus_without_a_card_and_boots_with_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rig = rig(dir.path());
+    rig.power_on("vreq").unwrap();
+    let e = rig
+        .wait_enumerated("vreq", Duration::from_secs(5))
+        .unwrap_err();
+    assert_eq!(e.kind(), RigErrorKind::Timeout, "{e}");
+    rig.power_off("vreq").unwrap();
+    rig.select_sim("vreq", Some("A")).unwrap();
+    rig.power_on("vreq").unwrap();
+    let seen = rig.wait_enumerated("vreq", Duration::from_secs(3)).unwrap();
+    let serial = seen.serial.expect("serial string");
+    assert!(serial.starts_with("ZZTS"), "{serial}");
+    let mut t = rig.open_transport("vreq", Via::Usb).unwrap();
+    let mut hsm = ScHsm::open(&mut *t).unwrap();
+    assert_eq!(
+        hsm.pin_status(PinRole::User).unwrap(),
+        PinStatus::TriesLeft { tries_left: 3 }
+    );
+    // The USB serial is the first 15 characters of the device certificate's CHR; the card's
+    // serial (as sc-hsm-tool shows it) is the CHR without its 5-digit sequence number.
+    let card_serial = hsm.serial().unwrap();
+    assert!(serial.starts_with(&card_serial), "{serial} / {card_serial}");
+}
+
+#[test]
+fn a_wrong_pin_counts_on_the_card_across_power_cycles_and_boards() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rig = rig(dir.path());
+    rig.select_sim("vreq", Some("B")).unwrap();
+    rig.power_on("vreq").unwrap();
+    rig.wait_enumerated("vreq", Duration::from_secs(3)).unwrap();
+    {
+        let mut t = rig.open_transport("vreq", Via::Usb).unwrap();
+        let mut hsm = ScHsm::open(&mut *t).unwrap();
+        let wrong = tessera_sc_hsm::Pin::new("000000").unwrap();
+        let pins = rig.card_pins("B").unwrap();
+        // A made-up PIN could be 000000 one time in a million: then present a different one.
+        let wrong = if pins.user.as_ref().map(|p| p.as_bytes()) == Some(b"000000") {
+            tessera_sc_hsm::Pin::new("111111").unwrap()
+        } else {
+            wrong
+        };
+        assert!(hsm.verify(&wrong).is_err());
+    }
+    rig.power_off("vreq").unwrap();
+    rig.select_sim("vreq", None).unwrap();
+    rig.select_sim("vreader", Some("B")).unwrap();
+    rig.power_on("vreader").unwrap();
+    rig.wait_enumerated("vreader", Duration::from_secs(3))
+        .unwrap();
+    let mut t = rig.open_transport("vreader", Via::Usb).unwrap();
+    let mut hsm = ScHsm::open(&mut *t).unwrap();
+    assert_eq!(
+        hsm.pin_status(PinRole::User).unwrap(),
+        PinStatus::TriesLeft { tries_left: 2 }
+    );
+    let pins = rig.card_pins("B").unwrap();
+    hsm.verify(pins.user.as_ref().unwrap()).unwrap();
+}
+
+#[test]
+fn a_transport_ends_with_its_enumeration() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rig = rig(dir.path());
+    rig.select_sim("vreader", Some("A")).unwrap();
+    rig.power_on("vreader").unwrap();
+    rig.wait_enumerated("vreader", Duration::from_secs(3))
+        .unwrap();
+    let mut t = rig.open_transport("vreader", Via::Usb).unwrap();
+    rig.power_off("vreader").unwrap();
+    rig.wait_absent("vreader", Duration::from_millis(10))
+        .unwrap();
+    rig.power_on("vreader").unwrap();
+    rig.wait_enumerated("vreader", Duration::from_secs(3))
+        .unwrap();
+    let e = t.transmit(&[0x00, 0x84, 0x00, 0x00, 0x08]).unwrap_err();
+    assert_eq!(e.kind(), TransportErrorKind::ReaderGone, "{e}");
+}
+
+#[test]
+fn a_card_pushed_into_a_waiting_require_card_board_boots_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rig = rig(dir.path());
+    rig.check("vreq", Need::HotSwap).unwrap();
+    rig.power_on("vreq").unwrap();
+    assert!(rig.wait_enumerated("vreq", Duration::from_secs(2)).is_err());
+    rig.insert_sim("vreq", "A").unwrap();
+    let seen = rig.wait_enumerated("vreq", Duration::from_secs(3)).unwrap();
+    assert!(seen.serial.is_some());
+    // The card is on vreq: no other board may have it, and vreq's socket is not empty.
+    assert_eq!(
+        rig.insert_sim("vreq", "B").unwrap_err().kind(),
+        RigErrorKind::Refused
+    );
+    assert_eq!(
+        rig.select_sim("vreader", Some("A")).unwrap_err().kind(),
+        RigErrorKind::Refused
+    );
+}
+
+#[test]
+fn the_virtual_rig_has_no_probe_and_no_pcsc_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let rig = rig(dir.path());
+    let probe = rig.check("vreq", Need::Probe).unwrap_err();
+    assert!(probe.reason.contains("nothing to flash"), "{probe}");
+    let pcsc = rig.check("vreq", Need::Transport(Via::Pcsc)).unwrap_err();
+    assert!(pcsc.reason.contains("pcscd"), "{pcsc}");
+    rig.check("vreq", Need::Log).unwrap();
+    rig.check("vreq", Need::SacrificialCard).unwrap();
+}
+
+#[test]
+fn the_log_names_events_and_never_carries_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rig = rig(dir.path());
+    rig.select_sim("vreq", Some("A")).unwrap();
+    rig.power_on("vreq").unwrap();
+    rig.wait_enumerated("vreq", Duration::from_secs(3)).unwrap();
+    {
+        let mut t = rig.open_transport("vreq", Via::Usb).unwrap();
+        let mut hsm = ScHsm::open(&mut *t).unwrap();
+        let pins = rig.card_pins("A").unwrap();
+        hsm.verify(pins.user.as_ref().unwrap()).unwrap();
+    }
+    let log = rig.take_log("vreq").unwrap();
+    assert!(
+        log.iter().any(|r| r.text.starts_with("USB attach")),
+        "{log:?}"
+    );
+    let pins = rig.card_pins("A").unwrap();
+    let pin = String::from_utf8(pins.user.unwrap().as_bytes().to_vec()).unwrap();
+    assert!(log.iter().all(|r| !r.text.contains(&pin)));
+}
+
+#[test]
+fn a_virtual_rig_file_with_a_stock_board_is_refused_with_its_line() {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("virtual.toml"))
+        .unwrap()
+        .replacen("firmware = \"tessera-reader\"", "firmware = \"stock\"", 1);
+    let e = RigDescription::parse(&text, "virtual-stock.toml").unwrap_err();
+    let line = e.to_string();
+    assert!(line.contains("stock firmware exists only on real boards"), "{line}");
+    assert!(e.location().is_some(), "{line}");
+}
