@@ -1,6 +1,8 @@
 //! The conformance suites, one libtest-mimic binary: `suite::case::dut` for every case and
 //! every board of the rig file (`TESSERA_RIG`, default `rig/virtual.toml`). A case the rig
-//! cannot run on a board is listed as ignored; `TESSERA_HIL_PLAN=1` prints why.
+//! cannot run on a board is listed as ignored; `TESSERA_HIL_PLAN=1` prints why, and
+//! `TESSERA_HIL_PREFLIGHT=1` only opens the rig and switches everything off (one line and exit
+//! code 2 if it cannot).
 
 mod boot_without_sim;
 mod ccid_t1;
@@ -23,6 +25,29 @@ fn cases() -> Vec<Case> {
     .concat()
 }
 
+/// Opens the rig once (the controller answers, every board off, virtual cards made) and
+/// closes it, so a rig that cannot work fails in one line before any test runs.
+fn preflight(description: RigDescription) -> ExitCode {
+    let name = description.name.clone();
+    let scratch = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("conformance: rig {name}: scratch directory: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match tessera_rig::Rig::open(description, scratch.path()).and_then(|rig| rig.shutdown()) {
+        Ok(()) => {
+            println!("rig {name}: opened, every board off");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("conformance: rig {name}: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Arguments::from_args();
     let rig_file = rig_path();
@@ -33,6 +58,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if std::env::var("TESSERA_HIL_PREFLIGHT").is_ok_and(|v| v == "1") {
+        return preflight(description);
+    }
     let planned = plan(&description, &cases());
     if std::env::var("TESSERA_HIL_PLAN").is_ok_and(|v| v == "1") {
         for p in &planned {
