@@ -110,17 +110,17 @@ impl World {
     /// as the host's keep-alive does and applying the controller's switch events.
     fn advance_to(&mut self, to: Duration) {
         while self.now < to {
-            let step = to.min(self.last_keepalive + KEEPALIVE).max(self.now);
-            let step = if step == self.now { to } else { step };
+            if self.now >= self.last_keepalive + KEEPALIVE {
+                self.keepalive();
+            }
+            // After a keep-alive the next one is a whole period ahead, so each step moves.
+            let step = to.min(self.last_keepalive + KEEPALIVE);
             for node in &mut self.nodes {
                 if node.board.now() < step {
                     node.board.run_until(step);
                 }
             }
             self.now = step;
-            if self.now >= self.last_keepalive + KEEPALIVE {
-                self.keepalive();
-            }
             self.controller.poll(self.now);
             self.apply_events();
         }

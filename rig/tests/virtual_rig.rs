@@ -160,6 +160,25 @@ fn a_virtual_rig_file_with_a_stock_board_is_refused_with_its_line() {
         .replacen("firmware = \"tessera-reader\"", "firmware = \"stock\"", 1);
     let e = RigDescription::parse(&text, "virtual-stock.toml").unwrap_err();
     let line = e.to_string();
-    assert!(line.contains("stock firmware exists only on real boards"), "{line}");
+    assert!(
+        line.contains("stock firmware exists only on real boards"),
+        "{line}"
+    );
     assert!(e.location().is_some(), "{line}");
+}
+
+#[test]
+fn a_long_wait_keeps_the_controller_fed_and_the_board_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rig = rig(dir.path());
+    rig.select_sim("vreader", Some("A")).unwrap();
+    rig.power_on("vreader").unwrap();
+    rig.wait_enumerated("vreader", Duration::from_secs(3))
+        .unwrap();
+    // Six watchdog periods of modelled time with no request from the test: the keep-alive
+    // must hold the controller's watchdog off, as the real backend's thread does.
+    rig.pause(Duration::from_secs(30));
+    rig.wait_enumerated("vreader", Duration::ZERO).unwrap();
+    let mut t = rig.open_transport("vreader", Via::Usb).unwrap();
+    ScHsm::open(&mut *t).unwrap();
 }
