@@ -33,5 +33,6 @@ pub mod virtual_rig;
 
 pub use rig::{
     ApduOnly, Backend, CardPins, CcidLink, LinkReport, LogLevel, LogRecord, Missing, Need,
-    PowerState, Rig, RigError, RigErrorKind, RigTransport, TransportOptions, UsbSighting, Via,
+    PowerState, Rig, RigError, RigErrorKind, RigTransport, SlotChange, TransportOptions,
+    UsbSighting, Via,
 };

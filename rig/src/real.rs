@@ -365,6 +365,10 @@ impl Backend for RealBackend {
 /// `Rig`), and why.
 pub(crate) fn lacks(board: &Board, need: Need) -> Option<String> {
     match need {
+        Need::SlotChanges => Some(
+            "pcscd's libccid reads the board's interrupt endpoint; the real rig does not watch it"
+                .to_owned(),
+        ),
         Need::Probe | Need::Log => {
             if board.probe.is_none() {
                 Some(format!("the rig file gives {} no probe", board.name))

@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+pub use tessera_ccid::SlotChange;
 use tessera_sc_hsm::{Pin, PinRole, SoPin, Transport, TransportError};
 use zeroize::Zeroizing;
 
@@ -169,6 +170,9 @@ pub enum Need {
     /// A card pushed into, or pulled out of, the board's socket while it is powered
     /// ([`Rig::insert_sim`], [`Rig::pull_sim`]; PROTOCOL.md §3.3a).
     HotSwap,
+    /// The board's CCID interrupt endpoint watched for NotifySlotChange
+    /// ([`Rig::slot_changes`]).
+    SlotChanges,
 }
 
 impl fmt::Display for Need {
@@ -185,6 +189,7 @@ impl fmt::Display for Need {
             Need::Transport(via) => write!(f, "a {via} transport"),
             Need::TesseraFirmware => f.write_str("Tessera firmware"),
             Need::HotSwap => f.write_str("SIM insertion and removal while powered"),
+            Need::SlotChanges => f.write_str("its CCID interrupt endpoint watched"),
         }
     }
 }
@@ -496,6 +501,18 @@ pub trait Backend {
 
     /// Switches every board off.
     fn all_off(&mut self) -> Result<(), RigError>;
+
+    /// The NotifySlotChange messages (slot 0's bits) `board` sent on its interrupt endpoint
+    /// since the last call. Only called when [`lacks`](Backend::lacks) says nothing for
+    /// [`Need::SlotChanges`].
+    fn slot_changes(&mut self, board: &Board) -> Result<Vec<SlotChange>, RigError> {
+        Err(RigError::Backend {
+            message: format!(
+                "board {}: this backend does not watch the interrupt endpoint",
+                board.name
+            ),
+        })
+    }
 
     /// Lets `d` pass (wall time on a real rig, modelled time on the virtual one, where the
     /// boards run meanwhile).
@@ -959,6 +976,20 @@ impl Rig {
             *st = SimState::Empty;
         }
         Ok(())
+    }
+
+    /// The NotifySlotChange messages `board` sent since the last call (slot 0: present,
+    /// changed), oldest first.
+    pub fn slot_changes(&mut self, board: &str) -> Result<Vec<SlotChange>, RigError> {
+        let i = self.index(board)?;
+        if let Some(reason) = self.lacks(i, Need::SlotChanges) {
+            return Err(self.missing_because(i, Need::SlotChanges, reason).into());
+        }
+        let result = match self.description.boards.get(i) {
+            Some(b) => self.backend.slot_changes(b),
+            None => Err(self.unknown_board(board)),
+        };
+        self.after(result)
     }
 
     /// Lets `d` pass on the rig's clock (wall time on a real rig, modelled time on the virtual

@@ -44,6 +44,7 @@ use tessera_bridge::{BootPolicy, Exchange};
 use tessera_card::contacts::ContactsConfig;
 use tessera_card::memory::FileStorage;
 use tessera_card::virtual_card::{AtrProfile, CardConfig, VirtualCard};
+use tessera_ccid::{MessageType, NotifySlotChange};
 use tessera_host::{CcidConfig, CcidTransport, UsbPipe};
 use tessera_sc_hsm::{InitParams, Pin, PinRole, ScHsm, SoPin, TransportError, TransportErrorKind};
 use zeroize::Zeroizing;
@@ -57,8 +58,8 @@ use crate::controller::{
     ClientConfig, ControllerClient, ControllerSpec, Link, SwitchEvent, VirtualController,
 };
 use crate::rig::{
-    Backend, CcidLink, LogLevel, LogRecord, Need, RigError, RigTransport, TransportOptions,
-    UsbSighting, Via,
+    Backend, CcidLink, LogLevel, LogRecord, Need, RigError, RigTransport, SlotChange,
+    TransportOptions, UsbSighting, Via,
 };
 
 /// The modelled interval at which the host feeds the controller's watchdog (the real
@@ -596,6 +597,24 @@ impl Backend for VirtualBackend {
         }
         self.settle()?;
         result
+    }
+
+    fn slot_changes(&mut self, board: &Board) -> Result<Vec<SlotChange>, RigError> {
+        let i = self.index(board)?;
+        let mut world = self.world.borrow_mut();
+        let Some(node) = world.nodes.get_mut(i) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        while let Some(message) = node.board.receive_interrupt(Duration::ZERO) {
+            let Ok(view) = NotifySlotChange::new_checked(message.as_slice()) else {
+                continue;
+            };
+            if view.message_type() == MessageType::NotifySlotChange {
+                out.extend(view.slot(0));
+            }
+        }
+        Ok(out)
     }
 
     fn pause(&mut self, d: Duration) {

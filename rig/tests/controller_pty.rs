@@ -136,6 +136,32 @@ fn sim_select_connects_a_position_and_is_refused_while_powered() {
 }
 
 #[test]
+fn insert_and_eject_work_while_powered_and_a_second_insert_is_refused() {
+    let pty = serve(spec(), Faults::default());
+    let mut client = connect(&pty);
+    client.power(0, true).unwrap();
+    client.insert_sim(0, 1).unwrap();
+    assert_eq!(pty.controller().connected(0), Some(1));
+    assert!(
+        pty.controller().is_powered(0),
+        "inserting does not touch power"
+    );
+    // When the break happens is checked in modelled time (virtual_controller's unit test);
+    // here only that it happens.
+    client.eject_sim(0, 100).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        client.status().unwrap().sim.first().copied().flatten(),
+        None
+    );
+    assert!(pty.controller().is_powered(0));
+    client.insert_sim(0, 2).unwrap();
+    let err = client.insert_sim(0, 1).unwrap_err();
+    assert_eq!(err.code(), Some(&ErrorCode::Connected));
+    assert_eq!(err.all_off(), Some(AllOff::Confirmed));
+}
+
+#[test]
 fn an_out_of_range_channel_is_refused() {
     let pty = serve(spec(), Faults::default());
     let mut client = connect(&pty);

@@ -6,8 +6,9 @@
 //!   powered boots it; the USB serial string is the first 15 characters of the card's device
 //!   certificate CHR (whose first 11 are the serial sc-hsm-tool shows).
 //! - `tessera-reader`: enumerates at once with an empty slot; a card pushed in is found by
-//!   its periodic activation (and announced with NotifySlotChange, which the rig does not
-//!   watch); the USB serial string is the board's own and does not change with the card.
+//!   its periodic activation and announced with NotifySlotChange (checked where the rig
+//!   watches the interrupt endpoint: the virtual rig; on a real rig pcscd owns it); the USB
+//!   serial string is the board's own and does not change with the card.
 
 use tessera_conformance::{always, ensure, Case, Dut, Failed, Outcome, BOOT, STAY_OFF};
 use tessera_rig::{Need, RigErrorKind, TransportOptions};
@@ -83,7 +84,35 @@ fn sim_inserted_while_powered(d: &mut Dut) -> Outcome {
             "enumerated before a card was inserted".into()
         })?;
     }
+    // What the board announced while empty; with a watched interrupt endpoint, the insertion
+    // must come next as "present, changed".
+    let watch =
+        d.profile.enumerates_without_card() && d.rig.check(&d.board, Need::SlotChanges).is_ok();
+    if watch {
+        let before = d.rig.slot_changes(&d.board)?;
+        ensure(before.iter().all(|c| !c.present), || {
+            format!("an empty slot was announced as present: {before:?}")
+        })?;
+    }
     d.rig.insert_sim(&d.board, &slot)?;
+    if watch {
+        let mut announced = false;
+        for _ in 0..20 {
+            d.rig.pause(BOOT / 20);
+            let changes = d.rig.slot_changes(&d.board)?;
+            if changes.iter().any(|c| c.present && c.changed) {
+                announced = true;
+                break;
+            }
+        }
+        ensure(announced, || {
+            format!(
+                "no NotifySlotChange \"present, changed\" within {} s of the insertion",
+                BOOT.as_secs()
+            )
+        })?;
+        println!("the insertion was announced with NotifySlotChange");
+    }
     let seen = d
         .rig
         .wait_enumerated(&d.board, BOOT)
