@@ -32,7 +32,6 @@ mod rig;
 pub mod virtual_rig;
 
 pub use rig::{
-    ApduOnly, Backend, CardPins, CcidLink, LinkReport, LogLevel, LogRecord, Missing, Need,
-    PowerState, Rig, RigError, RigErrorKind, RigTransport, SlotChange, TransportOptions,
-    UsbSighting, Via,
+    Backend, CardPins, LinkReport, LogLevel, LogRecord, Missing, Need, PowerState, Rig, RigError,
+    RigErrorKind, RigTransport, SlotChange, TransportOptions, UsbSighting, Via,
 };

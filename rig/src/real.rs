@@ -27,8 +27,7 @@ use crate::controller::{
 };
 use crate::probe::Probes;
 use crate::rig::{
-    ApduOnly, Backend, CcidLink, LogRecord, Need, RigError, RigTransport, TransportOptions,
-    UsbSighting, Via,
+    Backend, LogRecord, Need, RigError, RigTransport, TransportOptions, UsbSighting, Via,
 };
 
 type SharedClient = Arc<Mutex<ControllerClient<Box<dyn Link + Send>>>>;
@@ -322,7 +321,7 @@ impl Backend for RealBackend {
                     config.timeout = t;
                 }
                 let transport = tessera_host::usb::open(&choice, config).map_err(failed)?;
-                Ok(Box::new(CcidLink(transport)))
+                Ok(Box::new(transport))
             }
             Via::Pcsc => {
                 // libccid names a reader after the device's USB serial string, which is the
@@ -343,7 +342,7 @@ impl Backend for RealBackend {
                     }
                 };
                 let transport = tessera_host::open(&Connection::Pcsc(choice)).map_err(failed)?;
-                Ok(Box::new(ApduOnly(transport)))
+                Ok(Box::new(transport))
             }
         }
     }

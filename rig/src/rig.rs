@@ -71,37 +71,20 @@ pub trait RigTransport: Transport {
     fn link_report(&mut self) -> Result<LinkReport, TransportError>;
 }
 
-/// A [`RigTransport`] over tessera-host's CCID transport.
-#[derive(Debug)]
-pub struct CcidLink<P: tessera_host::UsbPipe>(pub tessera_host::CcidTransport<P>);
-
-impl<P: tessera_host::UsbPipe> Transport for CcidLink<P> {
-    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
-        self.0.transmit(command)
-    }
-    fn atr(&mut self) -> Result<Vec<u8>, TransportError> {
-        self.0.atr()
-    }
-    fn reset(&mut self) -> Result<(), TransportError> {
-        self.0.reset()
-    }
-    fn supports_extended_length(&self) -> bool {
-        self.0.supports_extended_length()
-    }
-}
-
-impl<P: tessera_host::UsbPipe> RigTransport for CcidLink<P> {
+/// tessera-host's CCID transport sees the link: the exchange level, the T=1 sizes at TPDU
+/// level, GetParameters, and the time extensions and S(WTX)s it waited on.
+impl<P: tessera_host::UsbPipe> RigTransport for tessera_host::CcidTransport<P> {
     fn link_report(&mut self) -> Result<LinkReport, TransportError> {
         use tessera_host::ccid::ExchangeMode;
-        let exchange = match self.0.mode() {
+        let exchange = match self.mode() {
             ExchangeMode::Tpdu => "TPDU",
             ExchangeMode::ShortApdu => "short APDU",
             ExchangeMode::ExtendedApdu => "extended APDU",
         };
-        let ifsc_ifsd = self.0.t1_sizes();
-        let time_extensions = self.0.reader().time_extensions();
-        let wtx_requests = self.0.wtx_requests();
-        let findex_dindex = self.0.reader().t1_parameters()?.map(|p| p.findex_dindex);
+        let ifsc_ifsd = self.t1_sizes();
+        let time_extensions = self.reader().time_extensions();
+        let wtx_requests = self.wtx_requests();
+        let findex_dindex = self.reader().t1_parameters()?.map(|p| p.findex_dindex);
         Ok(LinkReport {
             exchange: Some(exchange),
             ifsc_ifsd,
@@ -112,31 +95,8 @@ impl<P: tessera_host::UsbPipe> RigTransport for CcidLink<P> {
     }
 }
 
-/// A [`RigTransport`] that sees nothing under the APDUs (PC/SC).
-pub struct ApduOnly(pub Box<dyn Transport>);
-
-impl fmt::Debug for ApduOnly {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApduOnly")
-    }
-}
-
-impl Transport for ApduOnly {
-    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
-        self.0.transmit(command)
-    }
-    fn atr(&mut self) -> Result<Vec<u8>, TransportError> {
-        self.0.atr()
-    }
-    fn reset(&mut self) -> Result<(), TransportError> {
-        self.0.reset()
-    }
-    fn supports_extended_length(&self) -> bool {
-        self.0.supports_extended_length()
-    }
-}
-
-impl RigTransport for ApduOnly {
+/// Any other transport (PC/SC) sees nothing under the APDUs.
+impl RigTransport for Box<dyn Transport> {
     fn link_report(&mut self) -> Result<LinkReport, TransportError> {
         Ok(LinkReport::default())
     }
@@ -981,15 +941,9 @@ impl Rig {
     /// The NotifySlotChange messages `board` sent since the last call (slot 0: present,
     /// changed), oldest first.
     pub fn slot_changes(&mut self, board: &str) -> Result<Vec<SlotChange>, RigError> {
-        let i = self.index(board)?;
-        if let Some(reason) = self.lacks(i, Need::SlotChanges) {
-            return Err(self.missing_because(i, Need::SlotChanges, reason).into());
-        }
-        let result = match self.description.boards.get(i) {
-            Some(b) => self.backend.slot_changes(b),
-            None => Err(self.unknown_board(board)),
-        };
-        self.after(result)
+        self.call(board, Some(Need::SlotChanges), |backend, b| {
+            backend.slot_changes(b)
+        })
     }
 
     /// Lets `d` pass on the rig's clock (wall time on a real rig, modelled time on the virtual
@@ -1005,23 +959,15 @@ impl Rig {
         board: &str,
         timeout: Duration,
     ) -> Result<UsbSighting, RigError> {
-        let i = self.index(board)?;
-        let result = match self.description.boards.get(i) {
-            Some(b) => self.backend.wait_enumerated(b, timeout),
-            None => Err(self.unknown_board(board)),
-        };
-        self.after(result)
+        self.call(board, None, |backend, b| {
+            backend.wait_enumerated(b, timeout)
+        })
     }
 
     /// Waits until `board` is gone from USB. [`RigErrorKind::Timeout`] if it is still there
     /// after `timeout`.
     pub fn wait_absent(&mut self, board: &str, timeout: Duration) -> Result<(), RigError> {
-        let i = self.index(board)?;
-        let result = match self.description.boards.get(i) {
-            Some(b) => self.backend.wait_absent(b, timeout),
-            None => Err(self.unknown_board(board)),
-        };
-        self.after(result)
+        self.call(board, None, |backend, b| backend.wait_absent(b, timeout))
     }
 
     /// Opens a transport to the card behind `board` (enumerated, so powered).
@@ -1040,15 +986,9 @@ impl Rig {
         via: Via,
         options: TransportOptions,
     ) -> Result<Box<dyn RigTransport>, RigError> {
-        let i = self.index(board)?;
-        if let Some(reason) = self.lacks(i, Need::Transport(via)) {
-            return Err(self.missing_because(i, Need::Transport(via), reason).into());
-        }
-        let result = match self.description.boards.get(i) {
-            Some(b) => self.backend.open_transport(b, via, options),
-            None => Err(self.unknown_board(board)),
-        };
-        self.after(result)
+        self.call(board, Some(Need::Transport(via)), |backend, b| {
+            backend.open_transport(b, via, options)
+        })
     }
 
     /// The way applications reach `board`'s card on this rig: PC/SC where the backend has
@@ -1082,15 +1022,7 @@ impl Rig {
 
     /// `board`'s log records since the last call.
     pub fn take_log(&mut self, board: &str) -> Result<Vec<LogRecord>, RigError> {
-        let i = self.index(board)?;
-        if let Some(reason) = self.lacks(i, Need::Log) {
-            return Err(self.missing_because(i, Need::Log, reason).into());
-        }
-        let result = match self.description.boards.get(i) {
-            Some(b) => self.backend.take_log(b),
-            None => Err(self.unknown_board(board)),
-        };
-        self.after(result)
+        self.call(board, Some(Need::Log), |backend, b| backend.take_log(b))
     }
 
     /// The PINs of the card in slot `slot`, read from where the rig file says (environment,
@@ -1170,6 +1102,27 @@ impl Rig {
     /// Switches every board off and ends the rig.
     pub fn shutdown(mut self) -> Result<(), RigError> {
         self.all_off()
+    }
+
+    /// Calls the backend for `board` after checking `need` (if any), with the rig-failure rule
+    /// applied to the result.
+    fn call<T>(
+        &mut self,
+        board: &str,
+        need: Option<Need>,
+        f: impl FnOnce(&mut dyn Backend, &Board) -> Result<T, RigError>,
+    ) -> Result<T, RigError> {
+        let i = self.index(board)?;
+        if let Some(need) = need {
+            if let Some(reason) = self.lacks(i, need) {
+                return Err(self.missing_because(i, need, reason).into());
+            }
+        }
+        let result = match self.description.boards.get(i) {
+            Some(b) => f(self.backend.as_mut(), b),
+            None => Err(self.unknown_board(board)),
+        };
+        self.after(result)
     }
 
     /// On a rig failure, every board off before the error goes up.

@@ -58,8 +58,8 @@ use crate::controller::{
     ClientConfig, ControllerClient, ControllerSpec, Link, SwitchEvent, VirtualController,
 };
 use crate::rig::{
-    Backend, CcidLink, LogLevel, LogRecord, Need, RigError, RigTransport, SlotChange,
-    TransportOptions, UsbSighting, Via,
+    Backend, LogLevel, LogRecord, Need, RigError, RigTransport, SlotChange, TransportOptions,
+    UsbSighting, Via,
 };
 
 /// The modelled interval at which the host feeds the controller's watchdog (the real
@@ -693,7 +693,7 @@ impl Backend for VirtualBackend {
                 source,
             }
         })?;
-        Ok(Box::new(CcidLink(transport)))
+        Ok(Box::new(transport))
     }
 
     fn flash(&mut self, board: &Board, _elf: &Path) -> Result<(), RigError> {

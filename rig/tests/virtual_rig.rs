@@ -15,6 +15,13 @@ fn rig(scratch: &Path) -> Rig {
     Rig::open(description, scratch).expect("virtual rig")
 }
 
+/// Connects `slot`'s card to the (off) `board`, powers it on and waits for enumeration.
+fn boot(rig: &mut Rig, board: &str, slot: &str) {
+    rig.select_sim(board, Some(slot)).unwrap();
+    rig.power_on(board).unwrap();
+    rig.wait_enumerated(board, Duration::from_secs(3)).unwrap();
+}
+
 #[test]
 fn require_card_board_stays_off_the_bus_without_a_card_and_boots_with_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -46,9 +53,7 @@ fn require_card_board_stays_off_the_bus_without_a_card_and_boots_with_one() {
 fn a_wrong_pin_counts_on_the_card_across_power_cycles_and_boards() {
     let dir = tempfile::tempdir().unwrap();
     let mut rig = rig(dir.path());
-    rig.select_sim("vreq", Some("B")).unwrap();
-    rig.power_on("vreq").unwrap();
-    rig.wait_enumerated("vreq", Duration::from_secs(3)).unwrap();
+    boot(&mut rig, "vreq", "B");
     {
         let mut t = rig.open_transport("vreq", Via::Usb).unwrap();
         let mut hsm = ScHsm::open(&mut *t).unwrap();
@@ -134,9 +139,7 @@ fn the_virtual_rig_has_no_probe_and_no_pcsc_and_says_why() {
 fn the_log_names_events_and_never_carries_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let mut rig = rig(dir.path());
-    rig.select_sim("vreq", Some("A")).unwrap();
-    rig.power_on("vreq").unwrap();
-    rig.wait_enumerated("vreq", Duration::from_secs(3)).unwrap();
+    boot(&mut rig, "vreq", "A");
     {
         let mut t = rig.open_transport("vreq", Via::Usb).unwrap();
         let mut hsm = ScHsm::open(&mut *t).unwrap();
