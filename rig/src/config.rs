@@ -586,7 +586,15 @@ fn deserialize<T: serde::de::DeserializeOwned>(
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = key_path(e.path());
         let inner = e.into_inner();
-        let message = inner.message().trim().to_owned();
+        // toml's messages may span lines ("invalid table header\nduplicate key ..."): one
+        // line each, as every error of a tool here.
+        let message = inner
+            .message()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(": ");
         let kind = if message.starts_with("unknown field") {
             RigFileErrorKind::UnknownKey
         } else if message.starts_with("missing field") {
