@@ -95,6 +95,42 @@ pub fn always(_: &Rig, _: &Board) -> Option<String> {
     None
 }
 
+/// `skip` for cases that present the first card's user PIN.
+pub fn user_pin_known(rig: &Rig, board: &Board) -> Option<String> {
+    pins_known(rig, board, false)
+}
+
+/// `skip` for cases that present the first card's user PIN and SO-PIN.
+pub fn both_pins_known(rig: &Rig, board: &Board) -> Option<String> {
+    pins_known(rig, board, true)
+}
+
+/// `skip` for cases that present the sacrificial card's user PIN and SO-PIN.
+pub fn sacrificial_pins_known(rig: &Rig, _board: &Board) -> Option<String> {
+    card_pins_known(rig.expendable_slot()?, true)
+}
+
+fn pins_known(rig: &Rig, _board: &Board, so: bool) -> Option<String> {
+    card_pins_known(rig.card_slots().first().copied()?, so)
+}
+
+fn card_pins_known(slot: &tessera_rig::config::Slot, so: bool) -> Option<String> {
+    let card = slot.card.as_ref()?;
+    if card.user_pin.is_none() {
+        return Some(format!(
+            "the rig file gives no user_pin for card {} (slot {})",
+            card.label, slot.name
+        ));
+    }
+    if so && card.so_pin.is_none() {
+        return Some(format!(
+            "the rig file gives no so_pin for card {} (slot {})",
+            card.label, slot.name
+        ));
+    }
+    None
+}
+
 /// One planned test: a case on a board.
 #[derive(Clone)]
 pub struct Planned {
@@ -324,4 +360,80 @@ pub fn pin_status(session: &mut Session, role: PinRole) -> Result<PinStatus, Fai
 /// `63Cn` as a status word.
 pub fn tries(n: u8) -> u16 {
     u16::from(StatusWord::from_bytes(0x63, 0xC0 | (n & 0x0F)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab(edit: impl Fn(String) -> String) -> RigDescription {
+        let text = include_str!("../../rig/example-lab.toml").to_owned();
+        RigDescription::parse(&edit(text), "lab.toml").expect("lab file")
+    }
+
+    fn nothing(_: &mut Dut) -> Outcome {
+        Ok(())
+    }
+
+    const CASES: &[Case] = &[
+        Case {
+            suite: "s",
+            name: "hot",
+            needs: &[Need::HotSwap],
+            skip: always,
+            run: nothing,
+        },
+        Case {
+            suite: "s",
+            name: "so",
+            needs: &[Need::SacrificialCard],
+            skip: sacrificial_pins_known,
+            run: nothing,
+        },
+        Case {
+            suite: "s",
+            name: "pins",
+            needs: &[],
+            skip: both_pins_known,
+            run: nothing,
+        },
+    ];
+
+    fn ignored(plan: &[Planned], name: &str) -> Option<String> {
+        plan.iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("{name} not planned"))
+            .ignored
+            .clone()
+    }
+
+    #[test]
+    fn the_plan_names_every_case_on_every_board_and_runs_what_the_rig_can() {
+        let plan = plan(&lab(|t| t), CASES);
+        assert_eq!(plan.len(), CASES.len() * 2);
+        for p in &plan {
+            assert!(p.ignored.is_none(), "{}: {:?}", p.name, p.ignored);
+        }
+        assert!(plan.iter().any(|p| p.name == "s::hot::hsm2-stock"));
+    }
+
+    #[test]
+    fn a_case_the_rig_cannot_run_is_ignored_with_the_reason() {
+        let no_hot = lab(|t| t.replace("hot_swap = true", "hot_swap = false"));
+        let reason = ignored(&plan(&no_hot, CASES), "s::hot::hsm2-ours").expect("ignored");
+        assert!(reason.contains("hot_swap = true"), "{reason}");
+
+        let precious = lab(|t| t.replace("sacrificial = true ", "sacrificial = false"));
+        let reason = ignored(&plan(&precious, CASES), "s::so::hsm2-ours").expect("ignored");
+        assert!(reason.contains("sacrificial"), "{reason}");
+
+        let no_so = lab(|t| {
+            t.replace(
+                "so_pin = { file = \"/etc/tessera-rig/card-a.so-pin\" }\n",
+                "",
+            )
+        });
+        let reason = ignored(&plan(&no_so, CASES), "s::pins::hsm2-ours").expect("ignored");
+        assert!(reason.contains("no so_pin for card card-a"), "{reason}");
+    }
 }

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use tessera_conformance::{always, ensure, Case, Dut, Failed, Outcome, Session};
+use tessera_conformance::{ensure, Case, Dut, Failed, Outcome, Session};
 use tessera_rig::config::{Board, FirmwareProfile};
 use tessera_rig::{Need, Rig, TransportOptions, Via};
 use tessera_sc_hsm::{KeyAlgorithm, PinRole, PinStatus, ScHsm};
@@ -19,7 +19,7 @@ pub const CASES: &[Case] = &[
         suite: "ccid_t1",
         name: "extended_apdus_both_ways",
         needs: &[Need::PowerSwitch, Need::SimSwitch, Need::Cards(1)],
-        skip: always,
+        skip: tessera_conformance::user_pin_known,
         run: extended_apdus,
     },
     Case {
@@ -31,7 +31,7 @@ pub const CASES: &[Case] = &[
             Need::Cards(1),
             Need::Transport(Via::Usb),
         ],
-        skip: always,
+        skip: tessera_conformance::user_pin_known,
         run: time_extension,
     },
     Case {
@@ -50,7 +50,7 @@ pub const CASES: &[Case] = &[
         suite: "ccid_t1",
         name: "power_off_and_on",
         needs: &[Need::PowerSwitch, Need::SimSwitch, Need::Cards(1)],
-        skip: always,
+        skip: tessera_conformance::user_pin_known,
         run: power_off_and_on,
     },
     Case {
@@ -62,7 +62,7 @@ pub const CASES: &[Case] = &[
             Need::Cards(1),
             Need::HotSwap,
         ],
-        skip: always,
+        skip: tessera_conformance::user_pin_known,
         run: card_pulled,
     },
 ];

@@ -8,7 +8,7 @@
 //! and runs only on virtual cards or cards marked `sacrificial = true`.
 
 use tessera_conformance::{
-    always, ensure, expect_sw, tries, wrong_pin, wrong_so_pin, Case, Dut, Failed, Outcome, Session,
+    ensure, expect_sw, tries, wrong_pin, wrong_so_pin, Case, Dut, Failed, Outcome, Session,
 };
 use tessera_rig::Need;
 use tessera_sc_hsm::{EcdsaFormat, InitParams, KeyAlgorithm, PinRole, PinStatus, SignMechanism};
@@ -18,21 +18,21 @@ pub const CASES: &[Case] = &[
         suite: "pin_counters",
         name: "user_pin_countdown_persists",
         needs: &[Need::PowerSwitch, Need::SimSwitch, Need::Cards(1)],
-        skip: always,
+        skip: tessera_conformance::both_pins_known,
         run: user_pin_countdown_persists,
     },
     Case {
         suite: "pin_counters",
         name: "unblock_with_so_pin_restores_the_counter",
         needs: &[Need::PowerSwitch, Need::SimSwitch, Need::Cards(1)],
-        skip: always,
+        skip: tessera_conformance::both_pins_known,
         run: unblock_restores,
     },
     Case {
         suite: "pin_counters",
         name: "so_pin_blocked_leaves_user_pin_and_signing",
         needs: &[Need::PowerSwitch, Need::SimSwitch, Need::SacrificialCard],
-        skip: always,
+        skip: tessera_conformance::sacrificial_pins_known,
         run: so_pin_blocked,
     },
 ];

@@ -12,7 +12,7 @@ pub const CASES: &[Case] = &[
         suite: "sim_swap",
         name: "a_b_a_across_power_cycles",
         needs: &[Need::PowerSwitch, Need::SimSwitch, Need::Cards(2)],
-        skip: tessera_conformance::always,
+        skip: tessera_conformance::user_pin_known,
         run: a_b_a,
     },
     Case {
