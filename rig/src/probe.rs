@@ -6,6 +6,12 @@
 //! does not overflow between `take_log` calls), and re-attaches after the board was powered
 //! off. Logs are decoded with the defmt table of the last ELF flashed in this session.
 //!
+//! With the feature, the module also offers what `tessera-flash` (`cargo xtask flash`) uses:
+//! `attached` lists the probes probe-rs sees, `attach` finds one by selector and attaches to
+//! the chip (telling "no probe at all" from "none that matches", as `ProbeError`), `flash_elf`
+//! writes and verifies an ELF with an optional progress callback, and `reset_and_run` starts
+//! it.
+//!
 //! UNTESTED on hardware: no probe exists on the project's machines.
 
 use std::path::Path;
@@ -59,9 +65,10 @@ mod imp {
     use std::thread::JoinHandle;
     use std::time::Duration;
 
-    use probe_rs::flashing::{DownloadOptions, FormatKind};
+    use probe_rs::config::Registry;
+    use probe_rs::flashing::{DownloadOptions, FlashProgress, FormatKind};
     use probe_rs::probe::list::Lister;
-    use probe_rs::probe::DebugProbeSelector;
+    use probe_rs::probe::{DebugProbeInfo, DebugProbeSelector};
     use probe_rs::rtt::Rtt;
     use probe_rs::{Permissions, Session};
 
@@ -69,13 +76,198 @@ mod imp {
     use crate::config::ProbeSelector;
     use crate::rig::LogLevel;
 
+    /// Where the udev rules that give a user access to probes are, for messages.
+    const UDEV_HINT: &str = "rig/udev/README.md";
+
+    /// A probe that probe-rs sees on USB.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SeenProbe {
+        /// Its selector (`VID:PID:serial` when it reports a serial).
+        pub selector: ProbeSelector,
+        /// What probe-rs calls it (`STLink V2`, ...).
+        pub name: String,
+    }
+
+    impl std::fmt::Display for SeenProbe {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{} ({})", self.selector, self.name)
+        }
+    }
+
+    /// Why a probe could not be used.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum ProbeError {
+        /// probe-rs sees no probe at all.
+        NoneAttached,
+        /// Probes are attached, but none matches the selector.
+        NoMatch {
+            /// What was asked.
+            selector: ProbeSelector,
+            /// What is there.
+            seen: Vec<SeenProbe>,
+        },
+        /// Several attached probes match a selector without a serial.
+        Ambiguous {
+            /// What was asked.
+            selector: ProbeSelector,
+            /// The probes that match.
+            matching: Vec<SeenProbe>,
+        },
+        /// probe-rs knows no chip of this name.
+        UnknownChip {
+            /// The name given.
+            chip: String,
+        },
+        /// Opening the probe, attaching, flashing, verifying or resetting failed.
+        Failed(String),
+    }
+
+    impl ProbeError {
+        /// Whether the error is about finding the probe (nothing was attached to or written).
+        pub fn is_no_probe(&self) -> bool {
+            matches!(
+                self,
+                ProbeError::NoneAttached
+                    | ProbeError::NoMatch { .. }
+                    | ProbeError::Ambiguous { .. }
+            )
+        }
+    }
+
+    fn list(probes: &[SeenProbe]) -> String {
+        probes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    impl std::fmt::Display for ProbeError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                ProbeError::NoneAttached => write!(
+                    f,
+                    "no SWD probe found (probe-rs saw none); attach one or check the udev rules \
+                     ({UDEV_HINT})"
+                ),
+                ProbeError::NoMatch { selector, seen } => write!(
+                    f,
+                    "no SWD probe matches {selector}; probe-rs saw: {}",
+                    list(seen)
+                ),
+                ProbeError::Ambiguous { selector, matching } => write!(
+                    f,
+                    "{} probes match {selector}; add the serial (VID:PID:SERIAL): {}",
+                    matching.len(),
+                    list(matching)
+                ),
+                ProbeError::UnknownChip { chip } => write!(
+                    f,
+                    "probe-rs knows no chip `{chip}` (the Nitrokey HSM 2's is STM32F103TB)"
+                ),
+                ProbeError::Failed(message) => f.write_str(message),
+            }
+        }
+    }
+
+    impl std::error::Error for ProbeError {}
+
+    fn seen(info: &DebugProbeInfo) -> SeenProbe {
+        SeenProbe {
+            selector: ProbeSelector {
+                vid: info.vendor_id,
+                pid: info.product_id,
+                serial: info.serial_number.clone().filter(|s| !s.is_empty()),
+            },
+            name: info.identifier.clone(),
+        }
+    }
+
+    /// The probes probe-rs sees on USB (no permission is needed to list them, only to open
+    /// them).
+    pub fn attached() -> Vec<SeenProbe> {
+        Lister::new().list_all().iter().map(seen).collect()
+    }
+
+    /// Finds the one probe `selector` names, opens it and attaches to `chip` (a probe-rs
+    /// target name, e.g. `STM32F103TB`), without halting or resetting the target.
+    pub fn attach(selector: &ProbeSelector, chip: &str) -> Result<Session, ProbeError> {
+        Registry::from_builtin_families()
+            .get_target_by_name(chip)
+            .map_err(|_| ProbeError::UnknownChip {
+                chip: chip.to_owned(),
+            })?;
+        let all = Lister::new().list_all();
+        if all.is_empty() {
+            return Err(ProbeError::NoneAttached);
+        }
+        let wanted = DebugProbeSelector {
+            vendor_id: selector.vid,
+            product_id: selector.pid,
+            serial_number: selector.serial.clone(),
+        };
+        let matching: Vec<&DebugProbeInfo> = all
+            .iter()
+            .filter(|info| wanted.matches_probe(info))
+            .collect();
+        let info = match matching.as_slice() {
+            [] => {
+                return Err(ProbeError::NoMatch {
+                    selector: selector.clone(),
+                    seen: all.iter().map(seen).collect(),
+                })
+            }
+            [one] => *one,
+            several => {
+                return Err(ProbeError::Ambiguous {
+                    selector: selector.clone(),
+                    matching: several.iter().map(|info| seen(info)).collect(),
+                })
+            }
+        };
+        let probe = info.open().map_err(|e| {
+            ProbeError::Failed(format!(
+                "opening probe {selector} failed: {e} (no permission? see {UDEV_HINT})"
+            ))
+        })?;
+        probe.attach(chip, Permissions::default()).map_err(|e| {
+            ProbeError::Failed(format!(
+                "attaching to {chip} through probe {selector} failed: {e} (is the board \
+                     powered and the SWD cable seated?)"
+            ))
+        })
+    }
+
+    /// Erases, writes and verifies the ELF at `elf` into the target's flash; `progress`, when
+    /// given, hears every step.
+    pub fn flash_elf(
+        session: &mut Session,
+        elf: &Path,
+        progress: Option<FlashProgress<'_>>,
+    ) -> Result<(), ProbeError> {
+        let mut options = DownloadOptions::default();
+        options.verify = true;
+        options.progress = progress;
+        probe_rs::flashing::download_file_with_options(session, elf, FormatKind::Elf, options)
+            .map_err(|e| ProbeError::Failed(format!("flashing {} failed: {e}", elf.display())))
+    }
+
+    /// Resets the target's core and lets it run.
+    pub fn reset_and_run(session: &mut Session) -> Result<(), ProbeError> {
+        session
+            .core(0)
+            .and_then(|mut core| core.reset())
+            .map_err(|e| ProbeError::Failed(format!("reset after flashing failed: {e}")))
+    }
+
     /// Where a board's probe stands.
     struct Link {
         selector: ProbeSelector,
         chip: String,
         session: Option<Session>,
         rtt: Option<Rtt>,
-        /// Raw RTT bytes since the last decoded frame boundary.
+        /// Every RTT byte read since the last flash (decoded again on each `take_log`; the
+        /// firmware logs little).
         raw: Vec<u8>,
         /// Records decoded from `raw` already handed out.
         handed_out: usize,
@@ -87,18 +279,7 @@ mod imp {
     impl Link {
         fn attach(&mut self) -> Result<&mut Session, String> {
             if self.session.is_none() {
-                let lister = Lister::new();
-                let selector = DebugProbeSelector {
-                    vendor_id: self.selector.vid,
-                    product_id: self.selector.pid,
-                    serial_number: self.selector.serial.clone(),
-                };
-                let probe = lister
-                    .open(selector)
-                    .map_err(|e| format!("no probe {} ({e}): is it attached?", self.selector))?;
-                let session = probe
-                    .attach(self.chip.as_str(), Permissions::default())
-                    .map_err(|e| format!("attaching to {} failed: {e}", self.chip))?;
+                let session = attach(&self.selector, &self.chip).map_err(|e| e.to_string())?;
                 self.session = Some(session);
                 self.rtt = None;
             }
@@ -139,14 +320,8 @@ mod imp {
         fn flash(&mut self, elf: &Path) -> Result<(), String> {
             let image = std::fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
             let session = self.attach()?;
-            let mut options = DownloadOptions::default();
-            options.verify = true;
-            probe_rs::flashing::download_file_with_options(session, elf, FormatKind::Elf, options)
-                .map_err(|e| format!("flashing {} failed: {e}", elf.display()))?;
-            session
-                .core(0)
-                .and_then(|mut core| core.reset())
-                .map_err(|e| format!("reset after flashing failed: {e}"))?;
+            flash_elf(session, elf, None).map_err(|e| e.to_string())?;
+            reset_and_run(session).map_err(|e| e.to_string())?;
             self.rtt = None;
             self.raw.clear();
             self.handed_out = 0;
@@ -313,3 +488,5 @@ mod imp {
 }
 
 pub(crate) use imp::Probes;
+#[cfg(feature = "probe")]
+pub use imp::{attach, attached, flash_elf, reset_and_run, ProbeError, SeenProbe};

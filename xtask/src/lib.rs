@@ -2,10 +2,18 @@
 //!
 //! It is the only place in the workspace that spawns processes (cargo, rustup, apt-get). It knows
 //! which crates are the `no_std` protocol crates, where the fuzz workspace is, and what the
-//! machine needs ([`prereq`]); it knows nothing about smart cards.
+//! machine needs ([`prereq`]); how the conformance suites are run on a rig and summarised
+//! ([`hil`]), how the firmware is built and handed to the flashing tool ([`flash`]), how the
+//! virtual token is served to pcscd ([`virtual_token`]), and of a rig file only its backend and
+//! its boards' firmware profiles ([`rigfile`]). It knows nothing about smart cards, probes or
+//! rig hardware: `tessera-rig` does.
 
+pub mod flash;
+pub mod hil;
 pub mod prereq;
+pub mod rigfile;
 pub mod size;
+pub mod virtual_token;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,7 +56,7 @@ fn step(name: &'static str, dir: &'static str, argv: &[&str]) -> Step {
 
 /// What `cargo xtask ci` (and so the README's test command) runs, in order.
 ///
-/// `nextest_profile` is `ci` for the test command and `hil` for the main job.
+/// `nextest_profile` is the nextest profile of the test step (`ci`: with a JUnit report).
 pub fn check_steps(nextest_profile: &str) -> Vec<Step> {
     let cargo = prereq::cargo();
     let cargo = cargo.as_str();

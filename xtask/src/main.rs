@@ -13,8 +13,19 @@ cargo xtask <command>
                   under nextest, the no_std build of the protocol crates and the bridge for
                   thumbv7m-none-eabi, the firmware's host tests, its release build and size
                   report against the budget, the fuzz targets' build
-  hil [--rig F]   the main job. Until rig/ and the conformance suites exist (issue 6) it runs
-                  the workspace tests with a JUnit report in target/nextest/hil/junit.xml
+  hil [--rig FILE] [FILTERS...]
+                  the conformance suites (tests/) under nextest, each case in its own
+                  process, on the virtual rig (default rig/virtual.toml, no hardware) or a
+                  real one; JUnit report in target/nextest/hil/junit.xml (hil-real for real
+                  rigs), a summary per board (passed, failed, ignored and why), the run's
+                  wall time. FILTERS keep the cases whose suite::case::board contains one
+  flash [--rig FILE] (--dut NAME | --probe VID:PID[:SERIAL]) [--release]
+        [--profile tessera-require-card|tessera-reader]
+                  build firmware/ for the board's profile and flash it over SWD with
+                  probe-rs (verify, progress, reset and run); stock boards are refused
+  virtual [CARD_FILE...] [-- SERVE_ARGS]
+                  serve virtual cards (default target/virtual/token.card) to pcscd through
+                  vsmartcard's vpcd, so that OS tools (OpenSC, tessera) see them in a reader
   size [--dfu-base] [--bringup]
                   build the release firmware (firmware/) and report flash and static RAM
                   against the budget (48 KiB flash, 12 KiB RAM with a 4 KiB stack); exits
@@ -32,7 +43,9 @@ fn main() -> ExitCode {
             .and_then(|()| xtask::run_steps(&xtask::check_steps("ci"))),
         Some("ci") => prereq::ensure(Policy::CheckOnly)
             .and_then(|()| xtask::run_steps(&xtask::check_steps("ci"))),
-        Some("hil") => hil(&args[1..]),
+        Some("hil") => xtask::hil::run(&args[1..]),
+        Some("flash") => xtask::flash::run(&args[1..]),
+        Some("virtual") => xtask::virtual_token::run(&args[1..]),
         Some("setup") => prereq::ensure(Policy::InstallWhenPossible),
         Some("size") => xtask::size::run(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
@@ -49,41 +62,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn hil(args: &[String]) -> Result<(), String> {
-    if let Some(pos) = args.iter().position(|a| a == "--rig") {
-        let rig = args.get(pos + 1).map(String::as_str).unwrap_or("");
-        if rig != "rig/virtual.toml" {
-            return Err(format!(
-                "--rig {rig}: rig files and real rigs are not supported yet (issue 6); \
-                 run without --rig for the virtual run"
-            ));
-        }
-    }
-    prereq::ensure(Policy::InstallWhenPossible)?;
-    eprintln!(
-        "xtask: hil: the conformance suites and rig/ are not written yet (issue 6); \
-         running the workspace tests on the host, with a JUnit report"
-    );
-    let argv = [
-        "nextest",
-        "run",
-        "--workspace",
-        "--locked",
-        "--profile",
-        "hil",
-    ];
-    let steps = [xtask::Step {
-        name: "tests (hil profile)",
-        dir: ".",
-        argv: std::iter::once(prereq::cargo())
-            .chain(argv.map(String::from))
-            .collect(),
-    }];
-    xtask::run_steps(&steps)?;
-    eprintln!("xtask: JUnit report: target/nextest/hil/junit.xml");
-    Ok(())
 }
 
 fn fuzz(args: &[String]) -> Result<(), String> {

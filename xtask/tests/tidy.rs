@@ -122,3 +122,60 @@ fn ci_installs_every_system_prerequisite_and_runs_the_readme_test_command() {
         ".ci/run does not run the README's test command"
     );
 }
+
+/// Every string under a key `env` in `value` (the PIN sources `{ env = "VARIABLE" }`).
+fn env_sources(value: &toml::Value, out: &mut Vec<String>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, v) in table {
+                match (key.as_str(), v) {
+                    ("env", toml::Value::String(name)) => out.push(name.clone()),
+                    _ => env_sources(v, out),
+                }
+            }
+        }
+        toml::Value::Array(items) => items.iter().for_each(|v| env_sources(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_nightly_hil_workflow_runs_xtask_hil_on_a_rig_and_keeps_the_report() {
+    let workflow = read(&workspace_root().join(".github/workflows/hil-nightly.yml"));
+    assert!(
+        workflow.contains("cargo xtask hil --rig \"rig/${RIG}.toml\""),
+        "hil-nightly.yml does not run `cargo xtask hil --rig rig/<name>.toml`"
+    );
+    assert!(workflow.contains("runs-on: [self-hosted, linux, \"rig-${{ matrix.rig }}\"]"));
+    let profile = xtask::hil::nextest_profile(xtask::rigfile::Backend::Real);
+    let junit = format!("path: target/nextest/{profile}/junit.xml");
+    assert!(
+        workflow.contains(&junit),
+        "hil-nightly.yml does not upload {junit}"
+    );
+    let upload = workflow
+        .split("- name: ")
+        .find(|step| step.contains("actions/upload-artifact"))
+        .expect("an upload step");
+    assert!(
+        upload.contains("if: always()"),
+        "the JUnit report must be uploaded when the run fails too"
+    );
+    // The example rig's PINs read from the environment reach the run from secrets.
+    let lab: toml::Value = read(&workspace_root().join("rig/example-lab.toml"))
+        .parse()
+        .expect("example-lab.toml parses");
+    let mut variables = Vec::new();
+    env_sources(&lab, &mut variables);
+    assert!(
+        !variables.is_empty(),
+        "example-lab.toml reads no PIN from the environment"
+    );
+    for variable in variables {
+        let mapping = format!("{variable}: ${{{{ secrets.{variable} }}}}");
+        assert!(
+            workflow.contains(&mapping),
+            "hil-nightly.yml does not map the secret {variable} (`{mapping}`)"
+        );
+    }
+}
