@@ -15,7 +15,10 @@ fn request() -> impl Strategy<Value = Request> {
         (any::<u8>(), any::<Option<u8>>())
             .prop_map(|(mux, position)| Request::Sim { mux, position }),
         (any::<u8>(), any::<u8>()).prop_map(|(mux, position)| Request::Insert { mux, position }),
-        (any::<u8>(), 0..=tessera_rig::controller::protocol::MAX_EJECT_DELAY_MS)
+        (
+            any::<u8>(),
+            0..=tessera_rig::controller::protocol::MAX_EJECT_DELAY_MS
+        )
             .prop_map(|(mux, delay_ms)| Request::Eject { mux, delay_ms }),
         Just(Request::Status),
     ]
