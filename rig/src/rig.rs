@@ -793,14 +793,9 @@ impl Rig {
 
     fn set_power(&mut self, name: &str, on: bool) -> Result<(), RigError> {
         let i = self.index(name)?;
-        if let Some(reason) = self.lacks(i, Need::PowerSwitch) {
-            return Err(self.missing_because(i, Need::PowerSwitch, reason).into());
-        }
-        let result = match self.description.boards.get(i) {
-            Some(board) => self.backend.set_power(board, on),
-            None => Err(self.unknown_board(name)),
-        };
-        self.after(result)?;
+        self.call(name, Some(Need::PowerSwitch), |backend, b| {
+            backend.set_power(b, on)
+        })?;
         if let Some(p) = self.power.get_mut(i) {
             *p = if on { PowerState::On } else { PowerState::Off };
         }
@@ -927,11 +922,7 @@ impl Rig {
                 reason: "its SIM socket holds no card".to_owned(),
             });
         }
-        let result = match self.description.boards.get(i) {
-            Some(b) => self.backend.pull_sim(b, after),
-            None => Err(self.unknown_board(board)),
-        };
-        self.after(result)?;
+        self.call(board, None, |backend, b| backend.pull_sim(b, after))?;
         if let Some(st) = self.sim.get_mut(i) {
             *st = SimState::Empty;
         }
