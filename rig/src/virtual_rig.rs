@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-use tessera_board::{BoardConfig, Faults, FaultyLine, TraceEvent, VirtualBoard};
+use tessera_board::{BoardConfig, CleanLine, TraceEvent, VirtualBoard};
 use tessera_bridge::{BootPolicy, Exchange};
 use tessera_card::contacts::ContactsConfig;
 use tessera_card::memory::FileStorage;
@@ -69,7 +69,7 @@ const KEEPALIVE: Duration = Duration::from_secs(1);
 /// The longest modelled step a wait takes before other boards and the controller catch up.
 const STEP: Duration = Duration::from_millis(100);
 
-type Line = FaultyLine;
+type Line = CleanLine;
 
 /// One virtual board and how the controller reaches it.
 struct Node {
@@ -114,8 +114,7 @@ impl World {
             if self.now >= self.last_keepalive + KEEPALIVE {
                 self.keepalive();
             }
-            // After a keep-alive the next one is a whole period ahead, so each step moves.
-            let step = to.min(self.last_keepalive + KEEPALIVE);
+            let step = self.next_stop().min(to);
             for node in &mut self.nodes {
                 if node.board.now() < step {
                     node.board.run_until(step);
@@ -127,6 +126,17 @@ impl World {
         }
         self.controller.poll(self.now);
         self.apply_events();
+    }
+
+    /// The next instant the rig must stop at: the next keep-alive (after one, a whole period
+    /// ahead, so each step moves) or a pending `EJECT`'s break.
+    fn next_stop(&self) -> Duration {
+        // A keep-alive that is due now goes out at the start of the next step.
+        let keepalive = (self.last_keepalive + KEEPALIVE).max(self.now + KEEPALIVE.min(STEP));
+        self.controller
+            .next_eject()
+            .filter(|at| *at > self.now)
+            .map_or(keepalive, |at| at.min(keepalive))
     }
 
     /// What the host's keep-alive thread sends: `STATUS`, its answer thrown away. It uses
@@ -312,8 +322,7 @@ impl VirtualBackend {
             config.board_serial = format!("TESSERA-VBOARD-{:04}", i + 1);
             // The trace is the board's log; it keeps raw bytes, which take_log never shows.
             config.trace = true;
-            let line = FaultyLine::new(Default::default(), Faults::NONE, i as u64);
-            let vboard = VirtualBoard::with_line(config, line)
+            let vboard = VirtualBoard::new(config)
                 .map_err(|e| fail(format!("board {}: {e}", board.name)))?;
             nodes.push(Node {
                 name: board.name.clone(),
@@ -393,6 +402,7 @@ impl VirtualBackend {
         let deadline = start + timeout;
         loop {
             let now = world.now;
+            let step_end = deadline.min(now + STEP).min(world.next_stop());
             let Some(node) = world.nodes.get_mut(i) else {
                 return Ok(false);
             };
@@ -402,7 +412,6 @@ impl VirtualBackend {
             if now >= deadline {
                 return Ok(false);
             }
-            let step_end = deadline.min(now + STEP);
             let held = node
                 .board
                 .run_until_true(step_end.saturating_sub(node.board.now()), |b| done(b));
@@ -571,18 +580,9 @@ impl Backend for VirtualBackend {
         let delay_ms = u16::try_from(after.as_millis()).map_err(|_| RigError::Backend {
             message: format!("board {}: a pull at most 10 s ahead", board.name),
         })?;
+        // The controller breaks the contacts when the rig's clock reaches the instant: every
+        // run of the rig, and every wait of a transport, stops there (`World::next_stop`).
         self.client.eject_sim(mux, delay_ms)?;
-        // The controller breaks the contacts when the rig's clock reaches the instant; the
-        // line models the pull at exactly that instant even while a transport runs the board
-        // ahead of the rig clock.
-        let i = self.index(board)?;
-        {
-            let mut world = self.world.borrow_mut();
-            let now = world.now;
-            if let Some(node) = world.nodes.get_mut(i) {
-                node.board.line_mut().pull_card_at(now + after);
-            }
-        }
         self.settle()
     }
 
@@ -830,11 +830,15 @@ impl UsbPipe for BoardPipe {
     }
 
     fn bulk_in(&mut self, buffer: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        // In steps, so the rest of the rig (the controller's watchdog, a scheduled pull)
-        // keeps time with a long wait.
         let mut left = timeout;
         loop {
-            let step = left.min(KEEPALIVE);
+            // In steps up to the rig's next stop (a keep-alive, a card's scheduled pull), so the
+            // rest of the rig keeps time with the exchange.
+            let until_stop = {
+                let world = self.world.borrow();
+                world.next_stop().saturating_sub(world.now)
+            };
+            let step = left.min(until_stop.max(Duration::from_micros(1)));
             match self.with_board(|b| UsbPipe::bulk_in(b, buffer, step)) {
                 Err(e) if e.kind() == TransportErrorKind::Timeout && left > step => {
                     left -= step;

@@ -185,3 +185,33 @@ fn a_long_wait_keeps_the_controller_fed_and_the_board_on() {
     let mut t = rig.open_transport("vreader", Via::Usb).unwrap();
     ScHsm::open(&mut *t).unwrap();
 }
+
+#[test]
+fn a_pull_happens_at_its_instant_and_a_new_selection_cancels_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rig = rig(dir.path());
+    boot(&mut rig, "vreader", "A");
+    rig.pull_sim("vreader", Duration::from_millis(2000))
+        .unwrap();
+    rig.pause(Duration::from_millis(1000));
+    // Opening the card takes modelled time too (power-on, ATR, PPS): well before the pull.
+    assert!(
+        rig.open_transport("vreader", Via::Usb).is_ok(),
+        "pulled too early"
+    );
+    rig.pause(Duration::from_millis(1100));
+    assert!(
+        rig.open_transport("vreader", Via::Usb).is_err(),
+        "not pulled"
+    );
+
+    // A pull scheduled, then the card selected again before it happens: it stays.
+    rig.power_off("vreader").unwrap();
+    boot(&mut rig, "vreader", "A");
+    rig.pull_sim("vreader", Duration::from_millis(300)).unwrap();
+    rig.power_off("vreader").unwrap();
+    boot(&mut rig, "vreader", "A");
+    rig.pause(Duration::from_secs(1));
+    let mut t = rig.open_transport("vreader", Via::Usb).unwrap();
+    ScHsm::open(&mut *t).unwrap();
+}

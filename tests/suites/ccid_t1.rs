@@ -12,6 +12,7 @@ use std::time::Duration;
 use tessera_conformance::{ensure, Case, Dut, Failed, Outcome, Session};
 use tessera_rig::config::{Board, FirmwareProfile};
 use tessera_rig::{Need, Rig, TransportOptions, Via};
+use tessera_sc_hsm::keys::key_generation_template;
 use tessera_sc_hsm::{KeyAlgorithm, PinRole, PinStatus, ScHsm};
 
 pub const CASES: &[Case] = &[
@@ -202,25 +203,45 @@ fn power_off_and_on(d: &mut Dut) -> Outcome {
     Ok(())
 }
 
-/// The card pulled 50 ms into an RSA-2048 generation: the command fails (never a success,
-/// never a hang), and after the card is put back and the board power-cycled, the card works
-/// with its PIN counter intact.
+/// The card pulled in the middle of a long command: GENERATE ASYMMETRIC KEY PAIR for
+/// RSA-2048 (a second or more on the card) is sent, and the card leaves 200 ms later, far
+/// beyond the command's transfer and far before its answer. The command fails (never a
+/// success, never a hang); after the card is put back and the board power-cycled, the card
+/// works with its PIN counter intact.
 fn card_pulled(d: &mut Dut) -> Outcome {
     let slot = d.first_card()?;
     let pin = d.user_pin(&slot)?;
     d.boot_with(&slot)?;
     let mut session = d.session()?;
     session.verify(&pin)?;
-    d.rig.pull_sim(&d.board, Duration::from_millis(50))?;
-    let result = session.generate_key(KeyAlgorithm::Rsa2048, None, Some("pulled"));
+    // Everything but the long command itself first: a free key id and the request's CHR.
+    let used: Vec<u8> = session.list_keys()?.iter().map(|k| k.id).collect();
+    let id = (1..=255u8)
+        .rev()
+        .find(|id| !used.contains(id))
+        .ok_or_else(|| Failed("the card has no free key id".into()))?;
+    let chr = format!("{}00001", session.serial()?);
+    let template = key_generation_template(KeyAlgorithm::Rsa2048, chr.as_bytes());
+    let lc = u16::try_from(template.len()).map_err(|_| Failed("template too long".into()))?;
+    // Case 4 extended: 00 46 id 00 | 00 Lc(2) | template | Le 0000.
+    let mut command = vec![0x00, 0x46, id, 0x00, 0x00];
+    command.extend_from_slice(&lc.to_be_bytes());
+    command.extend_from_slice(&template);
+    command.extend_from_slice(&[0x00, 0x00]);
+    d.rig.pull_sim(&d.board, Duration::from_millis(200))?;
+    let answer = session.transport().transmit(&command);
     drop(session);
-    match &result {
-        Ok(key) => {
+    match &answer {
+        Ok(response) if response.ends_with(&[0x90, 0x00]) => {
             return Err(Failed(format!(
-                "key generation succeeded (key {}) although the card was pulled",
-                key.id
+                "key generation succeeded ({} bytes) although the card was pulled",
+                response.len()
             )))
         }
+        Ok(response) => println!(
+            "the command failed as it must: status {:02X?}",
+            response.get(response.len().saturating_sub(2)..)
+        ),
         Err(e) => println!("the command failed as it must: {e}"),
     }
     d.rig.power_off(&d.board)?;
@@ -231,10 +252,9 @@ fn card_pulled(d: &mut Dut) -> Outcome {
         format!("after the pull the user PIN is {status:?}")
     })?;
     session.verify(&pin)?;
-    for key in session.list_keys()? {
-        if key.label.as_deref() == Some("pulled") {
-            session.delete_key(key.id)?;
-        }
+    // A key the card may have finished and kept (a real card could) is removed.
+    if session.list_keys()?.iter().any(|k| k.id == id) {
+        session.delete_key(id)?;
     }
     Ok(())
 }

@@ -350,6 +350,13 @@ impl VirtualController {
         self.sim.get(usize::from(mux)).copied().flatten()
     }
 
+    /// When the earliest pending `EJECT` breaks its contacts, if any: a simulation that runs
+    /// the controller must call [`poll`](VirtualController::poll) at that instant for the
+    /// break to happen exactly then.
+    pub fn next_eject(&self) -> Option<Duration> {
+        self.ejects.iter().map(|(_, at)| *at).min()
+    }
+
     /// Lines discarded as garbage.
     pub fn garbage(&self) -> u32 {
         self.garbage
