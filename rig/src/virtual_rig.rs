@@ -457,25 +457,32 @@ fn prepare_card(card: &Card, scratch: &Path) -> Result<CardSpec, RigError> {
         _ => AtrProfile::V3,
     };
     if !path.exists() {
+        // Made under a temporary name and renamed into place last, with its PINs written
+        // first: an interrupted set-up leaves no card whose PINs are unknown.
         let user = Zeroizing::new(random_digits(6)?);
         let so = Zeroizing::new(random_hex(16)?);
         let params = InitParams::new(
             SoPin::from_hex(&so).map_err(|e| fail(format!("card {}: {e}", card.label)))?,
             Pin::new(&user).map_err(|e| fail(format!("card {}: {e}", card.label)))?,
         );
+        write_private(&pins_path, &format!("user={}\nso={}\n", &*user, &*so))
+            .map_err(|e| fail(format!("card {}: {}: {e}", card.label, pins_path.display())))?;
+        let new_path = scratch.join(format!("{}.card.new", card.label));
+        let _ = std::fs::remove_file(&new_path);
         let seed = seed_of(&card.label);
         let config = CardConfig {
             atr,
             ..CardConfig::default()
         };
-        let vcard = VirtualCard::open(&path, config, seed, seed)
-            .map_err(|e| fail(format!("card {} ({}): {e}", card.label, path.display())))?;
+        let vcard = VirtualCard::open(&new_path, config, seed, seed)
+            .map_err(|e| fail(format!("card {} ({}): {e}", card.label, new_path.display())))?;
         let mut hsm = ScHsm::open(vcard)
             .map_err(|e| fail(format!("card {}: selecting the applet: {e}", card.label)))?;
         hsm.initialise(&params)
             .map_err(|e| fail(format!("card {}: initialising: {e}", card.label)))?;
-        write_private(&pins_path, &format!("user={}\nso={}\n", &*user, &*so))
-            .map_err(|e| fail(format!("card {}: {}: {e}", card.label, pins_path.display())))?;
+        drop(hsm);
+        std::fs::rename(&new_path, &path)
+            .map_err(|e| fail(format!("card {}: {}: {e}", card.label, path.display())))?;
     }
     Ok(CardSpec {
         label: card.label.clone(),

@@ -57,15 +57,8 @@ fn a_wrong_pin_counts_on_the_card_across_power_cycles_and_boards() {
     {
         let mut t = rig.open_transport("vreq", Via::Usb).unwrap();
         let mut hsm = ScHsm::open(&mut *t).unwrap();
-        let wrong = tessera_sc_hsm::Pin::new("000000").unwrap();
-        let pins = rig.card_pins("B").unwrap();
-        // A made-up PIN could be 000000 one time in a million: then present a different one.
-        let wrong = if pins.user.as_ref().map(|p| p.as_bytes()) == Some(b"000000") {
-            tessera_sc_hsm::Pin::new("111111").unwrap()
-        } else {
-            wrong
-        };
-        assert!(hsm.verify(&wrong).is_err());
+        let pin = rig.card_pins("B").unwrap().user.unwrap();
+        assert!(hsm.verify(&wrong_pin(&pin)).is_err());
     }
     rig.power_off("vreq").unwrap();
     rig.select_sim("vreq", None).unwrap();
@@ -214,4 +207,41 @@ fn a_pull_happens_at_its_instant_and_a_new_selection_cancels_it() {
     rig.pause(Duration::from_secs(1));
     let mut t = rig.open_transport("vreader", Via::Usb).unwrap();
     ScHsm::open(&mut *t).unwrap();
+}
+
+#[test]
+fn a_scratch_directory_keeps_its_cards_and_their_pins_across_rigs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (serial, pin) = {
+        let mut rig = rig(dir.path());
+        boot(&mut rig, "vreader", "B");
+        let mut t = rig.open_transport("vreader", Via::Usb).unwrap();
+        let mut hsm = ScHsm::open(&mut *t).unwrap();
+        let pin = rig.card_pins("B").unwrap().user.unwrap();
+        hsm.verify(&wrong_pin(&pin)).unwrap_err();
+        (hsm.serial().unwrap(), pin)
+    };
+    let mut rig = rig(dir.path());
+    boot(&mut rig, "vreq", "B");
+    let mut t = rig.open_transport("vreq", Via::Usb).unwrap();
+    let mut hsm = ScHsm::open(&mut *t).unwrap();
+    assert_eq!(hsm.serial().unwrap(), serial);
+    assert_eq!(
+        hsm.pin_status(PinRole::User).unwrap(),
+        PinStatus::TriesLeft { tries_left: 2 }
+    );
+    let again = rig.card_pins("B").unwrap().user.unwrap();
+    assert_eq!(again.as_bytes(), pin.as_bytes(), "the same made-up PIN");
+    hsm.verify(&again).unwrap();
+    assert!(!dir.path().join("card-b.card.new").exists());
+}
+
+/// A PIN of the same length that differs in every digit.
+fn wrong_pin(pin: &tessera_sc_hsm::Pin) -> tessera_sc_hsm::Pin {
+    let wrong: Vec<u8> = pin
+        .as_bytes()
+        .iter()
+        .map(|b| if *b == b'1' { b'2' } else { b'1' })
+        .collect();
+    tessera_sc_hsm::Pin::from_bytes(&wrong).unwrap()
 }
