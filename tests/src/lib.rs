@@ -308,14 +308,15 @@ pub fn other_board(rig: &Rig, board: &str) -> Option<String> {
 }
 
 /// A PIN that is not `right`: the same length, every digit changed.
-pub fn wrong_pin(right: &Pin) -> Pin {
+pub fn wrong_pin(right: &Pin) -> Result<Pin, Failed> {
     let wrong: Vec<u8> = right
         .as_bytes()
         .iter()
         .map(|b| if *b == b'1' { b'2' } else { b'1' })
         .collect();
-    // Same length and alphabet as a valid PIN, so it cannot be refused as malformed.
-    Pin::from_bytes(&wrong).unwrap_or_else(|_| right.clone())
+    // Same length and alphabet as a valid PIN; the error never shows either PIN.
+    Pin::from_bytes(&wrong)
+        .map_err(|_| Failed("cannot make a wrong PIN of the right length".into()))
 }
 
 /// An SO-PIN that is not `right`: every byte changed.

@@ -63,7 +63,7 @@ fn user_pin_countdown_persists(d: &mut Dut) -> Outcome {
     let slot = d.first_card()?;
     let pin = d.user_pin(&slot)?;
     let so = d.so_pin(&slot)?;
-    let wrong = wrong_pin(&pin);
+    let wrong = wrong_pin(&pin)?;
     let max = fresh_counter(d, &slot)?;
     ensure(max >= 2, || {
         format!("the user PIN allows {max} tries; this case needs 2 or more")
@@ -131,7 +131,7 @@ fn unblock_restores(d: &mut Dut) -> Outcome {
     let mut session = d.session()?;
     let so_before = session.pin_status(PinRole::So)?;
     expect_sw(
-        session.verify(&wrong_pin(&pin)),
+        session.verify(&wrong_pin(&pin)?),
         tries(max - 1),
         "a wrong user PIN",
     )?;
