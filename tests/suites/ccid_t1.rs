@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use tessera_apdu::{Cla, CommandRepr};
 use tessera_conformance::{ensure, Case, Dut, Failed, Outcome, Session};
 use tessera_rig::config::{Board, FirmwareProfile};
 use tessera_rig::{Need, Rig, TransportOptions, Via};
@@ -222,12 +223,16 @@ fn card_pulled(d: &mut Dut) -> Outcome {
         .ok_or_else(|| Failed("the card has no free key id".into()))?;
     let chr = format!("{}00001", session.serial()?);
     let template = key_generation_template(KeyAlgorithm::Rsa2048, chr.as_bytes());
-    let lc = u16::try_from(template.len()).map_err(|_| Failed("template too long".into()))?;
-    // Case 4 extended: 00 46 id 00 | 00 Lc(2) | template | Le 0000.
-    let mut command = vec![0x00, 0x46, id, 0x00, 0x00];
-    command.extend_from_slice(&lc.to_be_bytes());
-    command.extend_from_slice(&template);
-    command.extend_from_slice(&[0x00, 0x00]);
+    // Extended length (the whole response in one answer), as tessera-sc-hsm sends it.
+    let repr = CommandRepr::new(Cla(0x00), 0x46, id, 0x00)
+        .with_data(&template)
+        .with_ne(65_536)
+        .with_extended();
+    let mut command = vec![0u8; repr.buffer_len()];
+    let len = repr
+        .emit(&mut command)
+        .map_err(|e| Failed(format!("encoding GENERATE: {e:?}")))?;
+    command.truncate(len);
     d.rig.pull_sim(&d.board, Duration::from_millis(200))?;
     let answer = session.transport().transmit(&command);
     drop(session);
